@@ -1,0 +1,108 @@
+"""Feeding image arrays to skorch batch by batch, without a float copy.
+
+Images stay in their input dtype (usually uint8) in host memory. Each batch is
+gathered with one indexing operation and converted to float on the device,
+so a 100k-image uint8 set costs its own size, not four times that as float32.
+"""
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Images indexed by whole batches of positions.
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (n, C, H, W)
+        uint8 in [0, 255] or floating in [0, 1], on the CPU.
+    indices : array-like of int, default=None
+        Rows of ``images`` that this dataset exposes, so that a train /
+        validation split shares the same storage instead of copying it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> ds = ImageDataset(torch.zeros(10, 3, 64, 64, dtype=torch.uint8), indices=[0, 5, 9])
+    >>> len(ds), tuple(ds[[0, 2]][0].shape)
+    (3, (2, 3, 64, 64))
+    """
+
+    def __init__(self, images, indices=None):
+        self.images = images
+        self.indices = None if indices is None else torch.as_tensor(indices, dtype=torch.long)
+
+    def __len__(self):
+        return len(self.images) if self.indices is None else len(self.indices)
+
+    def __getitem__(self, positions):
+        positions = torch.as_tensor(positions, dtype=torch.long)
+        rows = positions if self.indices is None else self.indices[positions]
+        # skorch unpacks every batch as (X, y); autoencoders have no y.
+        return self.images[rows], None
+
+
+def batch_loader(dataset, batch_size, shuffle=False, **kwargs):
+    """DataLoader that asks ``dataset`` for whole batches at once.
+
+    Used as skorch's ``iterator_train`` / ``iterator_valid``: the sampler
+    yields a list of positions per batch and the dataset gathers them with a
+    single indexing operation, instead of one ``__getitem__`` call per image
+    followed by a Python-level collation.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+    batch_size : int
+    shuffle : bool, default=False
+    **kwargs
+        Passed to :class:`torch.utils.data.DataLoader` (``pin_memory``,
+        ``num_workers``...).
+
+    Returns
+    -------
+    loader : torch.utils.data.DataLoader
+    """
+    # The shuffling order comes from torch's global generator, which the
+    # estimator seeds (inside ``torch.random.fork_rng``) for reproducible fits.
+    base = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    sampler = BatchSampler(base, batch_size, drop_last=False)
+    return DataLoader(dataset, sampler=sampler, batch_size=None, **kwargs)
+
+
+class ValidationSplit:
+    """skorch ``train_split`` that holds out a random fraction of the images.
+
+    Both parts index the same storage; sorted indices keep the gathers
+    cache-friendly.
+
+    Parameters
+    ----------
+    fraction : float
+        Share of the images held out for validation, in (0, 1).
+    seed : int
+        Seed of the hold-out draw.
+    """
+
+    def __init__(self, fraction, seed):
+        self.fraction = fraction
+        self.seed = seed
+
+    def __call__(self, dataset, y=None, **fit_params):
+        n = len(dataset)
+        order = np.random.default_rng(self.seed).permutation(n)
+        n_valid = max(1, int(round(self.fraction * n)))
+        valid, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+        return ImageDataset(dataset.images, train), ImageDataset(dataset.images, valid)
+
+
+def to_unit_float(x):
+    """Convert a batch to float32 in [0, 1] with 3 channels, on its own device."""
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+    elif x.dtype != torch.float32:
+        x = x.float()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x

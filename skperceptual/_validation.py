@@ -1,0 +1,130 @@
+"""Checking and reshaping image input before any work starts."""
+
+import math
+
+import numpy as np
+from sklearn.utils.validation import validate_data
+
+from ._model import MIN_SIZE, SIZE_STEP, valid_size
+
+
+def _valid_sizes_near(size, count=4):
+    below = max(MIN_SIZE, MIN_SIZE + (size - MIN_SIZE) // SIZE_STEP * SIZE_STEP)
+    return [below + SIZE_STEP * i for i in range(count)]
+
+
+def _to_numpy(X):
+    # Torch tensors become numpy views (no copy for CPU tensors), so that
+    # scikit-learn's checks apply to them too.
+    if hasattr(X, "detach") and hasattr(X, "cpu"):
+        return X.detach().cpu().numpy()
+    return X
+
+
+def check_images(estimator, X, *, reset, image_shape=None):
+    """Validate images and return them as a (n, C, H, W) numpy array.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        Receives ``n_features_in_`` (C * H * W) when ``reset`` is True, and is
+        checked against it otherwise.
+    X : array-like or torch.Tensor
+        Either (n, C, H, W) or flat (n, C * H * W); uint8 in [0, 255] or
+        floating in [0, 1]; C is 1 or 3; H and W are 64 + 16 k.
+    reset : bool
+        True in ``fit``; False when the images must match the fitted shape.
+    image_shape : tuple of int, default=None
+        ``(C, H, W)`` of flat input. When None, flat input is taken as the
+        fitted shape (``reset=False``) or as square 3-channel images.
+
+    Returns
+    -------
+    images : ndarray of shape (n, C, H, W)
+        A view of ``X`` whenever possible: never converted to float.
+
+    Raises
+    ------
+    ValueError or TypeError
+        With the fix in the message, for every kind of malformed input.
+    """
+    X = _to_numpy(X)
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        X = np.asarray(X)
+        ndim = X.ndim
+    if ndim == 4:
+        shape = tuple(int(s) for s in X.shape[1:])
+        flat = X.reshape(X.shape[0], math.prod(shape))
+    elif ndim == 2:
+        flat, shape = X, None
+    else:
+        hint = " Add a channel axis with X[:, None]." if ndim == 3 else ""
+        raise ValueError(
+            f"Expected images as a 4-D array (n_samples, channels, height, width) or a "
+            f"2-D array (n_samples, channels * height * width); got {ndim}-D input.{hint}"
+        )
+
+    if not reset and shape is not None:
+        _check_fitted_shape(estimator, shape)
+    flat = validate_data(estimator, flat, reset=reset, dtype="numeric", ensure_min_samples=1)
+    if flat.dtype != np.uint8 and not np.issubdtype(flat.dtype, np.floating):
+        raise TypeError(
+            f"Images must be uint8 (0-255) or floating point (0-1); got dtype {flat.dtype}. "
+            "Convert with X.astype(np.uint8) or X.astype(np.float32) / 255 as appropriate."
+        )
+
+    if shape is None:
+        shape = _flat_image_shape(estimator, flat.shape[1], reset, image_shape)
+    channels, height, width = shape
+    if channels not in (1, 3):
+        raise ValueError(
+            f"Images must have 1 or 3 channels on axis 1 (channels first); got {channels} "
+            f"in shape {shape}. For channels-last arrays use X.transpose(0, 3, 1, 2)."
+        )
+    for name, size in (("height", height), ("width", width)):
+        if not valid_size(size):
+            raise ValueError(
+                f"Image {name} must be 64 + 16 k pixels (64, 80, 96, 112, ...); got {size}. "
+                f"Resize the images, e.g. to {_valid_sizes_near(size)[:2]}, with "
+                "torchvision.transforms.functional.resize or PIL.Image.resize."
+            )
+    if not reset:
+        _check_fitted_shape(estimator, shape)
+    if flat.dtype != np.uint8 and flat.size:
+        low, high = flat.min(), flat.max()
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"Floating point images must lie in [0, 1]; got values in [{low:g}, {high:g}]. "
+                "Divide 0-255 data by 255, or pass it as uint8."
+            )
+    return flat.reshape(-1, *shape)
+
+
+def _flat_image_shape(estimator, n_features, reset, image_shape):
+    if image_shape is not None:
+        shape = tuple(int(s) for s in image_shape)
+        if len(shape) != 3 or math.prod(shape) != n_features:
+            raise ValueError(
+                f"image_shape={image_shape} does not match the {n_features} features per "
+                "row of X: it must be (channels, height, width) with that product."
+            )
+        return shape
+    if not reset:
+        return estimator.image_shape_
+    side = math.isqrt(n_features // 3)
+    if n_features % 3 or side * side * 3 != n_features:
+        raise ValueError(
+            f"Cannot infer the image shape of flat input with {n_features} features per row: "
+            "it is not a square 3-channel image. Pass image_shape=(channels, height, width) "
+            "or 4-D input."
+        )
+    return (3, side, side)
+
+
+def _check_fitted_shape(estimator, shape):
+    if shape != estimator.image_shape_:
+        raise ValueError(
+            f"X holds images of shape {shape}, but this transformer was fitted on "
+            f"{estimator.image_shape_}. Resize them to the fitted shape or refit."
+        )

@@ -1,0 +1,358 @@
+"""PerceptualAETransformer: a perceptual-loss autoencoder as a scikit-learn transformer."""
+
+import os
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+from skorch.callbacks import EarlyStopping, ProgressBar
+
+from ._data import ValidationSplit, batch_loader
+from ._model import ConvAutoencoder
+from ._net import AutoencoderNet, as_dataset
+from ._validation import check_images
+from .perceptual import PERCEPTUAL_NETS, PerceptualLoss, PixelLoss, check_perceptual_net, load_perceptual_net
+
+
+def resolve_device(device):
+    """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Embed images with an autoencoder trained on a pixel or perceptual loss.
+
+    Fits the convolutional (variational) autoencoder of Pihlgren, Sandin and
+    Liwicki (2020) and transforms images into the mean of their embedding.
+    With ``loss="perceptual"`` the autoencoder learns to reconstruct the
+    features a frozen ImageNet network sees, instead of raw pixels, which
+    yields embeddings that keep small but important objects.
+
+    Training runs through skorch (Adam, early stopping on a held-out
+    validation fraction with the best epoch restored) on CUDA when available.
+
+    Parameters
+    ----------
+    z_dim : int, default=64
+        Size of the embedding, i.e. of ``transform``'s output.
+    variational : bool, default=False
+        Train a VAE: sample the embedding with the reparameterisation trick
+        and add ``kl_weight`` times the KL divergence to N(0, I) to the loss.
+        ``transform`` still returns the (deterministic) mean.
+    kl_weight : float, default=0.01
+        Weight of the KL term (the paper's gamma). Ignored unless
+        ``variational``.
+    loss : {"perceptual", "pixel"}, default="perceptual"
+        ``"pixel"``: MSE between input and reconstruction. ``"perceptual"``:
+        MSE between ``sigmoid(p(x))`` and ``sigmoid(p(x_hat))`` for the frozen
+        network ``p`` chosen below.
+    perceptual_net : {"alexnet", "vgg16", "squeezenet1_1", "resnet18"}, default="alexnet"
+        torchvision network whose feature stack is ``p``.
+    perceptual_layer : int, default=5
+        How many modules of the feature stack ``p`` keeps. AlexNet cut at 5
+        stops after its second ReLU, as in the paper.
+    perceptual_weights : "imagenet", str, path-like or None, default="imagenet"
+        ``"imagenet"`` loads torchvision's ImageNet weights (TORCH_HOME cache,
+        then download). A path loads a local ``.pth`` state_dict of the full
+        torchvision model or of its feature layers, for offline use. None
+        leaves ``p`` randomly initialised (tests, ablations).
+    perceptual_normalize : bool, default=False
+        Standardise images with ImageNet's mean and std before ``p``. The
+        paper feeds unnormalised [0, 1] images.
+    max_epochs : int, default=50
+        Upper bound on training epochs.
+    batch_size : int, default=512
+        Images per optimisation step, and per batch when transforming.
+    lr : float, default=1e-3
+        Adam's learning rate.
+    validation_fraction : float or None, default=0.2
+        Share of the images held out to monitor the validation loss for
+        early stopping. 0 or None trains on everything for ``max_epochs``.
+    patience : int or None, default=10
+        Epochs without validation improvement before training stops; the
+        best epoch's weights are then restored. None disables early stopping.
+    device : str or torch.device, default="auto"
+        Where to train and transform. ``"auto"`` picks CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, the validation split, shuffling and VAE
+        sampling. An int makes CPU fits bit-reproducible.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's per-epoch log and a progress bar.
+    image_shape : tuple of int or None, default=None
+        ``(channels, height, width)`` of flat 2-D input. When None, flat
+        input is read as square 3-channel images.
+
+    Attributes
+    ----------
+    net_ : AutoencoderNet
+        The fitted skorch net; ``net_.module_`` is the
+        :class:`~skperceptual._model.ConvAutoencoder`.
+    n_features_in_ : int
+        Number of values per input image, ``C * H * W``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of a DataFrame ``X``; only defined if it had string names.
+    image_shape_ : tuple of int
+        ``(C, H, W)`` of the images seen in ``fit``.
+    history_ : list of dict
+        Per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (if validating)
+        and ``dur`` (seconds).
+    n_epochs_ : int
+        Epochs actually trained.
+    fit_time_ : float
+        Wall-clock seconds spent training.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : A linear embedding, for comparison.
+
+    Notes
+    -----
+    Images are (n, C, H, W) or flat (n, C*H*W) arrays or tensors, uint8 in
+    [0, 255] or floating in [0, 1], with C in {1, 3} (one channel is
+    replicated) and H, W in {64, 80, 96, ...}. uint8 input is converted to
+    float batch by batch on the device, never as a whole.
+
+    References
+    ----------
+    G. G. Pihlgren, F. Sandin and M. Liwicki, "Improving Image Autoencoder
+    Embeddings with Perceptual Loss", IJCNN 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skperceptual import PerceptualAETransformer
+    >>> X = np.random.default_rng(0).integers(0, 256, (8, 3, 64, 64), dtype=np.uint8)
+    >>> ae = PerceptualAETransformer(z_dim=4, max_epochs=1, perceptual_weights=None,
+    ...                              validation_fraction=None, random_state=0)
+    >>> ae.fit_transform(X).shape
+    (8, 4)
+    """
+
+    _parameter_constraints = {
+        "z_dim": [Interval(Integral, 1, None, closed="left")],
+        "variational": ["boolean"],
+        "kl_weight": [Interval(Real, 0, None, closed="left")],
+        "loss": [StrOptions({"perceptual", "pixel"})],
+        "perceptual_net": [StrOptions(set(PERCEPTUAL_NETS))],
+        "perceptual_layer": [Interval(Integral, 1, None, closed="left")],
+        "perceptual_weights": [str, os.PathLike, None],
+        "perceptual_normalize": ["boolean"],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "image_shape": [tuple, list, None],
+    }
+
+    def __init__(
+        self,
+        z_dim=64,
+        *,
+        variational=False,
+        kl_weight=0.01,
+        loss="perceptual",
+        perceptual_net="alexnet",
+        perceptual_layer=5,
+        perceptual_weights="imagenet",
+        perceptual_normalize=False,
+        max_epochs=50,
+        batch_size=512,
+        lr=1e-3,
+        validation_fraction=0.2,
+        patience=10,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        image_shape=None,
+    ):
+        self.z_dim = z_dim
+        self.variational = variational
+        self.kl_weight = kl_weight
+        self.loss = loss
+        self.perceptual_net = perceptual_net
+        self.perceptual_layer = perceptual_layer
+        self.perceptual_weights = perceptual_weights
+        self.perceptual_normalize = perceptual_normalize
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.image_shape = image_shape
+
+    def _criterion(self):
+        if self.loss == "pixel":
+            return PixelLoss()
+        net = load_perceptual_net(self.perceptual_net, self.perceptual_layer, self.perceptual_weights)
+        return PerceptualLoss(net, normalize=self.perceptual_normalize)
+
+    def _callbacks(self, validating):
+        callbacks = []
+        if validating and self.patience is not None:
+            callbacks.append(
+                ("early_stopping", EarlyStopping(patience=self.patience, load_best=True, sink=self._log))
+            )
+        if self.verbose:
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
+
+    def _log(self, message):
+        if self.verbose:
+            print(message)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder on images ``X``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, C, H, W) or (n_samples, C*H*W)
+            Training images, uint8 in [0, 255] or floating in [0, 1].
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : PerceptualAETransformer
+            The fitted transformer.
+        """
+        images = check_images(self, X, reset=True, image_shape=self.image_shape)
+        validating = bool(self.validation_fraction)
+        n_train = len(images) - (max(1, round(self.validation_fraction * len(images))) if validating else 0)
+        if n_train < 2:
+            raise ValueError(
+                f"Got {len(images)} images, which leaves {n_train} for training after the "
+                f"validation_fraction={self.validation_fraction} hold-out; batch normalisation "
+                "needs at least 2. Pass more images or validation_fraction=None."
+            )
+        if self.loss == "perceptual":
+            check_perceptual_net(self.perceptual_net, self.perceptual_layer)
+        device = resolve_device(self.device)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
+
+        # Seeding a forked generator keeps fits reproducible without
+        # touching the caller's global torch random state.
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(seed)
+            criterion = self._criterion()
+            self.net_ = AutoencoderNet(
+                ConvAutoencoder,
+                module__z_dim=self.z_dim,
+                module__image_size=images.shape[2:],
+                module__variational=self.variational,
+                kl_weight=self.kl_weight,
+                criterion=criterion,
+                optimizer=torch.optim.Adam,
+                lr=self.lr,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                iterator_train=batch_loader,
+                iterator_train__shuffle=True,
+                iterator_train__pin_memory=device.startswith("cuda"),
+                iterator_valid=batch_loader,
+                iterator_valid__pin_memory=device.startswith("cuda"),
+                train_split=ValidationSplit(self.validation_fraction, seed) if validating else None,
+                callbacks=self._callbacks(validating),
+                device=device,
+                verbose=self.verbose,
+            )
+            start = time.perf_counter()
+            self.net_.fit(as_dataset(images), y=None)
+            self.fit_time_ = time.perf_counter() - start
+
+        keys = ("epoch", "train_loss", "valid_loss", "dur")
+        self.history_ = [{k: row[k] for k in keys if k in row} for row in self.net_.history]
+        self.n_epochs_ = len(self.history_)
+        self.image_shape_ = tuple(images.shape[1:])
+        self._flat_input = np.ndim(X) == 2
+        self._n_features_out = self.z_dim
+        return self
+
+    def transform(self, X):
+        """Embed images into the mean of their (variational) embedding.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, C, H, W) or (n_samples, C*H*W)
+            Images of the fitted shape, uint8 in [0, 255] or floating in [0, 1].
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, z_dim), dtype float32
+            The embeddings. Deterministic, also for a VAE.
+        """
+        check_is_fitted(self)
+        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        return self.net_.encode(as_dataset(images))
+
+    def inverse_transform(self, X):
+        """Decode embeddings into images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, z_dim)
+            Embeddings, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        images : ndarray of dtype float32, values in [0, 1]
+            Shaped like the ``X`` passed to ``fit``: (n_samples, C, H, W),
+            or (n_samples, C*H*W) if ``fit`` was given flat rows. Fitted on
+            1-channel images, the decoder's 3 channels are averaged into one.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=np.float32)
+        if Z.shape[1] != self.z_dim:
+            raise ValueError(
+                f"X has {Z.shape[1]} features per row, but the embedding has z_dim={self.z_dim}; "
+                "pass the output of transform()."
+            )
+        images = self.net_.decode(Z, self.batch_size)
+        if self.image_shape_[0] == 1:
+            images = images.mean(axis=1, keepdims=True)
+        return images.reshape(len(images), -1) if self._flat_input else images
+
+    def score(self, X, y=None):
+        """Return the negative mean reconstruction loss, so that higher is better.
+
+        The loss is the one trained on (pixel or perceptual), without the KL
+        term, reconstructing from the mean embedding. This lets
+        ``GridSearchCV`` tune the autoencoder on its own. Compare scores only
+        between transformers with the same ``loss`` setting.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, C, H, W) or (n_samples, C*H*W)
+            Images of the fitted shape.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Negative mean reconstruction loss.
+        """
+        check_is_fitted(self)
+        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        return -self.net_.reconstruction_loss(as_dataset(images))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
