@@ -3,7 +3,7 @@
 import math
 
 import numpy as np
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_non_negative, validate_data
 
 from ._model import MIN_SIZE, SIZE_STEP, valid_size
 
@@ -74,6 +74,22 @@ def check_images(estimator, X, *, reset, image_shape=None):
             "Convert with X.astype(np.uint8) or X.astype(np.float32) / 255 as appropriate."
         )
 
+    if flat.dtype != np.uint8 and flat.size:
+        try:
+            # scikit-learn's own check, so that its standard message leads.
+            check_non_negative(flat, type(estimator).__name__)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} Floating point images must lie in [0, 1]: rescale them, "
+                "e.g. (X - X.min()) / (X.max() - X.min()), or pass uint8."
+            ) from None
+        high = flat.max()
+        if high > 1:
+            raise ValueError(
+                f"Floating point images must lie in [0, 1]; got values up to {high:g}. "
+                "Divide 0-255 data by 255, or pass it as uint8."
+            )
+
     if shape is None:
         shape = _flat_image_shape(estimator, flat.shape[1], reset, image_shape)
     channels, height, width = shape
@@ -91,13 +107,6 @@ def check_images(estimator, X, *, reset, image_shape=None):
             )
     if not reset:
         _check_fitted_shape(estimator, shape)
-    if flat.dtype != np.uint8 and flat.size:
-        low, high = flat.min(), flat.max()
-        if low < 0 or high > 1:
-            raise ValueError(
-                f"Floating point images must lie in [0, 1]; got values in [{low:g}, {high:g}]. "
-                "Divide 0-255 data by 255, or pass it as uint8."
-            )
     return flat.reshape(-1, *shape)
 
 

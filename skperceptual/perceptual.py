@@ -125,7 +125,7 @@ def _select_kept(state_dict, features, name, source):
     if missing:
         raise ValueError(
             f"The state_dict from {source} lacks {len(missing)} entries that "
-            f"{name!r} cut at this layer needs, e.g. {prefix}{missing[0]!r}. Pass a "
+            f"{name!r} cut at this layer needs, e.g. {prefix + missing[0]!r}. Pass a "
             f"state_dict of the full torchvision {name} model or of its feature "
             "layers, or perceptual_weights=None."
         )
