@@ -7,8 +7,8 @@ Every loader returns a :class:`~sklearn.utils.Bunch` with ``autoencoder``,
 
 from ._base import get_data_home
 from ._lunarlander import load_lunarlander, make_lunarlander
-#from ._stl10 import load_stl10
-#from ._svhn import load_svhn
+from ._stl10 import load_stl10
+from ._svhn import load_svhn
 
 __all__ = [
     "get_data_home",
