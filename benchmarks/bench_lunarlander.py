@@ -68,20 +68,23 @@ def load_peak(n_rollouts, n_steps, n_jobs):
     load_lunarlander(data_home=home, n_rollouts=n_rollouts, n_steps=n_steps, n_jobs=n_jobs)
     load_lunarlander(data_home=home, n_rollouts=3, n_steps=5)
     script = textwrap.dedent(f"""
-        import json, resource, time
+        import json, time
         from skperceptual.datasets import load_lunarlander
-        def rss():
+        def status(key):
             with open("/proc/self/status") as f:
-                return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS"))
+                return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
         # A tiny load first, so that imports and allocator set-up are not
         # counted: what is left scales with the collection.
         load_lunarlander(data_home={home!r}, n_rollouts=3, n_steps=5)
-        before = rss()
+        # Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = status("VmRSS")
         start = time.perf_counter()
         d = load_lunarlander(data_home={home!r}, n_rollouts={n_rollouts},
                              n_steps={n_steps}, download_if_missing=False)
         seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = status("VmHWM")
         nbytes = sum(v.nbytes for p in ("autoencoder", "predictor", "test")
                      for v in d[p].values() if v is not None)
         print(json.dumps(dict(peak=peak - before, nbytes=nbytes, seconds=seconds)))

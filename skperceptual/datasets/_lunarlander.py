@@ -291,8 +291,9 @@ def make_lunarlander(
     altered = np.arange(n_auto, n_rollouts)
     n_test = max(1, int(round(_TEST_FRACTION * len(altered))))
     test_ids = set(split_rng.permutation(altered)[:n_test].tolist())
-    part_of = ["autoencoder" if r < n_auto else
-               "test" if r in test_ids else "predictor" for r in range(n_rollouts)]
+    part_of = ["autoencoder"] * n_auto + [
+        "test" if r in test_ids else "predictor" for r in altered.tolist()
+    ]
     n_part = {p: part_of.count(p) for p in _PARTS}
 
     # Preallocate each part at its largest possible size and fill it in

@@ -56,15 +56,15 @@ def _read_images(path, n_images=None):
     n_total = os.path.getsize(path) // _IMAGE_BYTES
     n = n_total if n_images is None else min(int(n_images), n_total)
     out = np.empty((n, 3, SIZE, SIZE), dtype=np.uint8)
-    step = max(1, _CHUNK_BYTES // _IMAGE_BYTES)
+    step = max(1, min(n, _CHUNK_BYTES // _IMAGE_BYTES))
+    # One buffer, reused: allocating a chunk per read would hold two at once.
+    buf = np.empty((step, 3, SIZE, SIZE), dtype=np.uint8)
     with open(path, "rb") as f:
         for start in range(0, n, step):
             count = min(step, n - start)
-            chunk = np.fromfile(f, dtype=np.uint8, count=count * _IMAGE_BYTES)
-            if chunk.size != count * _IMAGE_BYTES:
+            if f.readinto(buf[:count].data) != count * _IMAGE_BYTES:
                 raise OSError(f"{path} ended early; the file is truncated.")
-            chunk = chunk.reshape(count, 3, SIZE, SIZE)
-            out[start:start + count] = chunk.transpose(0, 1, 3, 2)
+            out[start:start + count] = buf[:count].transpose(0, 1, 3, 2)
     return out
 
 
