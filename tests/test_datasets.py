@@ -317,6 +317,7 @@ def test_stl10_missing_files_error(tmp_path, no_network):
     assert str(folder) in msg
     assert "unlabeled_X.bin" in msg and "test_y.bin" in msg
     assert "train_X.bin" not in msg
+    assert "stl10_binary.tar.gz" in msg and "pass download_if_missing=True" in msg
 
 
 def test_stl10_failed_download_error(tmp_path, monkeypatch):
@@ -328,6 +329,8 @@ def test_stl10_failed_download_error(tmp_path, monkeypatch):
         load_stl10(data_home=tmp_path, download_if_missing=True)
     for name in _stl10._FILES:
         assert name in str(info.value)
+    # Downloading was allowed and failed: do not suggest allowing it.
+    assert "pass download_if_missing" not in str(info.value)
 
 
 def test_stl10_truncated_file(tmp_path, no_network):
