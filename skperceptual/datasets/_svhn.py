@@ -109,6 +109,12 @@ def load_svhn(*, data_home=None, download_if_missing=True, n_autoencoder=None):
     FileNotFoundError
         When files are missing and cannot be downloaded.
 
+    Notes
+    -----
+    Each ``.mat`` file is read whole by :func:`scipy.io.loadmat`, so peak
+    memory is the tiled output plus one file's untiled images (a quarter of
+    its tiled size).
+
     Examples
     --------
     >>> from skperceptual.datasets import load_svhn
