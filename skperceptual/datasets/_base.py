@@ -40,15 +40,16 @@ def get_data_home(data_home=None):
     return path
 
 
-def _missing_files_error(name, folder, files, reason):
+def _missing_files_error(name, folder, files, reason, source, download_disabled):
     """Build the error raised when a dataset's files are absent.
 
     The message lists every expected file and the folder to put them in,
     because a user without network access has to copy them there by hand.
     """
     listing = "\n".join(f"  {Path(folder) / f}" for f in files)
+    hint = ", or pass download_if_missing=True" if download_disabled else ""
     return FileNotFoundError(
         f"{name} files not found ({reason}). Expected these files in "
-        f"folder {folder}:\n{listing}\nDownload them on a machine with network "
-        f"access and copy them there, or pass download_if_missing=True."
+        f"folder {folder}:\n{listing}\nGet them from {source} on a machine "
+        f"with network access and copy them there{hint}."
     )

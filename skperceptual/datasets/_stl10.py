@@ -29,6 +29,11 @@ _FILES = (
     "test_y.bin",
     "class_names.txt",
 )
+# Spelled out for the error message, which must not need torchvision.
+_SOURCE = (
+    "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz "
+    f"(unpacked, it holds the folder {FOLDER}/)"
+)
 CLASS_NAMES = [
     "airplane", "bird", "car", "cat", "deer",
     "dog", "horse", "monkey", "ship", "truck",
@@ -165,13 +170,13 @@ def load_stl10(*, data_home=None, download_if_missing=True, n_autoencoder=None):
     if missing:
         if not download_if_missing:
             raise _missing_files_error(
-                "STL-10", folder, missing, "download_if_missing=False"
+                "STL-10", folder, missing, "download_if_missing=False", _SOURCE, True
             )
         try:
             _download(data_home)
         except Exception as exc:
             raise _missing_files_error(
-                "STL-10", folder, missing, f"download failed: {exc}"
+                "STL-10", folder, missing, f"download failed: {exc}", _SOURCE, False
             ) from exc
 
     parts = {}

@@ -13,6 +13,8 @@ SIZE = 32
 _SPLITS = {"autoencoder": "extra", "predictor": "train", "test": "test"}
 # Tiling images this many at a time bounds the temporaries of the copy.
 _CHUNK = 4096
+# Spelled out for the error message, which must not need torchvision.
+_SOURCE = "http://ufldl.stanford.edu/housenumbers/"
 CLASS_NAMES = [str(d) for d in range(10)]
 
 DESCR = """\
@@ -107,6 +109,12 @@ def load_svhn(*, data_home=None, download_if_missing=True, n_autoencoder=None):
     FileNotFoundError
         When files are missing and cannot be downloaded.
 
+    Notes
+    -----
+    Each ``.mat`` file is read whole by :func:`scipy.io.loadmat`, so peak
+    memory is the tiled output plus one file's untiled images (a quarter of
+    its tiled size).
+
     Examples
     --------
     >>> from skperceptual.datasets import load_svhn
@@ -119,14 +127,16 @@ def load_svhn(*, data_home=None, download_if_missing=True, n_autoencoder=None):
         _filename(s) for s in _SPLITS.values() if not (folder / _filename(s)).is_file()
     ]
     if missing and not download_if_missing:
-        raise _missing_files_error("SVHN", folder, missing, "download_if_missing=False")
+        raise _missing_files_error(
+            "SVHN", folder, missing, "download_if_missing=False", _SOURCE, True
+        )
     for split in _SPLITS.values():
         if _filename(split) in missing:
             try:
                 _download(folder, split)
             except Exception as exc:
                 raise _missing_files_error(
-                    "SVHN", folder, missing, f"download failed: {exc}"
+                    "SVHN", folder, missing, f"download failed: {exc}", _SOURCE, False
                 ) from exc
 
     parts = {}
