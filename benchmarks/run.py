@@ -376,6 +376,7 @@ def main():
           f"load average at end {os.getloadavg()[0]:.1f}, {time.time() - start:.0f} s\n")
     width = max(len(r[1]) for r in ROWS)
     current = None
+    print("| measurement | value | note |\n|---|---|---|")
     for section, name, value, note in ROWS:
         if section != current:
             print(f"| **{section}** | | |")
