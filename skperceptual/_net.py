@@ -1,5 +1,7 @@
 """The skorch net that trains a :class:`~skperceptual._model.ConvAutoencoder`."""
 
+import contextlib
+
 import numpy as np
 import torch
 from skorch import NeuralNet
@@ -30,30 +32,74 @@ class AutoencoderNet(NeuralNet):
         As for :class:`skorch.NeuralNet`.
     kl_weight : float, default=0.01
         Weight of the KL term, added only when the module is variational.
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        ``"bf16"`` / ``"fp16"`` run the module and the criterion under
+        :func:`torch.autocast` (parameters and optimiser state stay float32).
+        ``"fp16"`` on CUDA also scales the loss with a
+        :class:`torch.amp.GradScaler` so that small gradients do not flush
+        to zero.
+    channels_last : bool, default=False
+        Keep the module, the criterion and every batch in the
+        ``torch.channels_last`` memory format, which oneDNN (CPU) and cuDNN
+        (tensor cores) convolve faster than NCHW.
 
     Examples
     --------
     >>> import torch
     >>> from skperceptual._model import ConvAutoencoder
+    >>> from skperceptual._data import batch_loader
     >>> from skperceptual.perceptual import PixelLoss
     >>> net = AutoencoderNet(ConvAutoencoder, criterion=PixelLoss, max_epochs=1,
     ...                      module__z_dim=4, module__image_size=(64, 64),
+    ...                      iterator_train=batch_loader, iterator_valid=batch_loader,
     ...                      train_split=None, verbose=0)
     >>> _ = net.fit(ImageDataset(torch.zeros(4, 3, 64, 64, dtype=torch.uint8)))
     >>> net.encode(ImageDataset(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))).shape
     (2, 4)
     """
 
-    def __init__(self, *args, kl_weight=0.01, **kwargs):
+    def __init__(self, *args, kl_weight=0.01, precision="fp32", channels_last=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.kl_weight = kl_weight
+        self.precision = precision
+        self.channels_last = channels_last
+
+    def initialize_module(self):
+        super().initialize_module()
+        if self.channels_last:
+            self.module_ = self.module_.to(memory_format=torch.channels_last)
+        return self
+
+    def initialize_criterion(self):
+        super().initialize_criterion()
+        if self.channels_last:
+            self.criterion_ = self.criterion_.to(memory_format=torch.channels_last)
+        return self
+
+    def initialize(self):
+        super().initialize()
+        # Loss scaling only matters for fp16's narrow exponent, and
+        # GradScaler only exists for accelerators.
+        use_scaler = self.precision == "fp16" and str(self.device).startswith("cuda")
+        self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
+        return self
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(torch.device(self.device).type, dtype=dtype)
 
     def _to_device_float(self, x):
-        return to_unit_float(x.to(self.device, non_blocking=True))
+        x = to_unit_float(x.to(self.device, non_blocking=True))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def infer(self, x, **fit_params):
         x = self._to_device_float(x)
-        recon, mu, logvar = self.module_(x, **fit_params)
+        with self._autocast():
+            recon, mu, logvar = self.module_(x, **fit_params)
         # The float input travels with the prediction so that get_loss
         # compares against the very tensor the module saw, without a second
         # host-to-device copy and conversion.
@@ -61,10 +107,34 @@ class AutoencoderNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False):
         recon, mu, logvar, x = y_pred
-        loss = self.criterion_(recon, x)
-        if self.module_.variational:
-            loss = loss + self.kl_weight * kl_divergence(mu, logvar)
-        return loss
+        with self._autocast():
+            loss = self.criterion_(recon, x)
+            if self.module_.variational:
+                loss = loss + self.kl_weight * kl_divergence(mu.float(), logvar.float())
+        # Report and backpropagate a float32 loss whatever autocast chose.
+        return loss.float()
+
+    def train_step_single(self, batch, **fit_params):
+        if self.grad_scaler_ is None:
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        x, _ = batch
+        y_pred = self.infer(x, **fit_params)
+        loss = self.get_loss(y_pred, None, X=x, training=True)
+        self.grad_scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _step_optimizer(self, step_fn):
+        if self.grad_scaler_ is None:
+            return super()._step_optimizer(step_fn)
+        # GradScaler cannot step through a closure: compute the gradients
+        # first, then let the scaler unscale, skip non-finite steps and
+        # adapt its scale.
+        step_fn()
+        for name in self._optimizers:
+            self.grad_scaler_.step(getattr(self, name + "_"))
+        self.grad_scaler_.update()
+        return None
 
     def _batches(self, dataset):
         self._set_training(False)
@@ -74,7 +144,11 @@ class AutoencoderNet(NeuralNet):
 
     def encode(self, dataset):
         """Return the embedding means of ``dataset`` as a float32 numpy array."""
-        out = [self.module_.encode(x)[0].cpu() for x in self._batches(dataset)]
+        out = []
+        for x in self._batches(dataset):
+            with self._autocast():
+                mu = self.module_.encode(x)[0]
+            out.append(mu.float().cpu())
         return torch.cat(out).numpy()
 
     def decode(self, z, batch_size):
@@ -84,15 +158,18 @@ class AutoencoderNet(NeuralNet):
         out = []
         with torch.no_grad():
             for chunk in torch.split(z, batch_size):
-                out.append(self.module_.decode(chunk.to(self.device)).cpu())
+                with self._autocast():
+                    images = self.module_.decode(chunk.to(self.device))
+                out.append(images.float().contiguous().cpu())
         return torch.cat(out).numpy()
 
     def reconstruction_loss(self, dataset):
         """Mean criterion value over ``dataset``, reconstructing from the mean embedding."""
         total, count = 0.0, 0
         for x in self._batches(dataset):
-            recon = self.module_.decode(self.module_.encode(x)[0])
-            total += float(self.criterion_(recon, x)) * len(x)
+            with self._autocast():
+                recon = self.module_.decode(self.module_.encode(x)[0])
+                total += float(self.criterion_(recon, x)) * len(x)
             count += len(x)
         return total / count
 

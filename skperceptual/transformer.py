@@ -88,6 +88,18 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     image_shape : tuple of int or None, default=None
         ``(channels, height, width)`` of flat 2-D input. When None, flat
         input is read as square 3-channel images.
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        Arithmetic of the forward passes. ``"bf16"`` and ``"fp16"`` use
+        mixed precision (:func:`torch.autocast`; weights and optimiser state
+        stay float32), which is faster on GPUs with tensor cores and on CPUs
+        with native bf16. ``"fp16"`` is meant for CUDA, where it also scales
+        the loss to keep small gradients representable. Embeddings are
+        always returned as float32.
+    channels_last : bool, default=True
+        Keep the autoencoder, the perceptual network and every batch in the
+        channels-last (NHWC) memory format. Faster on CPUs (oneDNN) and on
+        tensor-core GPUs; the results are the same up to float rounding.
+        See docs/benchmarks.md for the measurements behind the default.
 
     Attributes
     ----------
@@ -153,6 +165,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "image_shape": [tuple, list, None],
+        "precision": [StrOptions({"fp32", "bf16", "fp16"})],
+        "channels_last": ["boolean"],
     }
 
     def __init__(
@@ -175,6 +189,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         random_state=None,
         verbose=0,
         image_shape=None,
+        precision="fp32",
+        channels_last=True,
     ):
         self.z_dim = z_dim
         self.variational = variational
@@ -193,6 +209,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.random_state = random_state
         self.verbose = verbose
         self.image_shape = image_shape
+        self.precision = precision
+        self.channels_last = channels_last
 
     def _criterion(self):
         if self.loss == "pixel":
@@ -256,6 +274,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 module__image_size=images.shape[2:],
                 module__variational=self.variational,
                 kl_weight=self.kl_weight,
+                precision=self.precision,
+                channels_last=self.channels_last,
                 criterion=criterion,
                 optimizer=torch.optim.Adam,
                 lr=self.lr,

@@ -1,0 +1,388 @@
+"""skperceptual performance benchmarks (GitHub issue 6): prints one table.
+
+Usage::
+
+    python benchmarks/run.py            # full run (tens of minutes on 2 CPU cores)
+    python benchmarks/run.py --quick    # smoke test, under 2 minutes
+
+Every comparison is measured inside this one process, alternating the
+contenders repetition by repetition, and reports medians: shared machines are
+noisy, so absolute numbers move with the load but the ratios hold better.
+Throughputs count the training images of one epoch divided by the wall time
+of ``fit`` (which includes the validation pass where there is one).
+
+The "reference" rows re-create, in a few lines of plain PyTorch, how the
+paper's reference implementation (github.com/guspih/Perceptual-Autoencoders)
+trains: a float32 copy of the whole data set, a DataLoader over a
+TensorDataset with shuffling, NCHW tensors, stock ``nn.ConvTranspose2d``
+decoding, Adam, and a validation pass that also runs a backward. It is a
+re-creation for timing, not their code.
+"""
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from skperceptual import PerceptualAETransformer  # noqa: E402
+from skperceptual._data import ImageDataset, batch_loader  # noqa: E402
+from skperceptual._model import ConvAutoencoder  # noqa: E402
+from skperceptual.perceptual import load_perceptual_net  # noqa: E402
+
+WEIGHTS = os.environ.get(
+    "SKPERCEPTUAL_TEST_WEIGHTS",
+    os.path.join(os.path.dirname(ROOT), "shared", "weights", "alexnet-imagenet-features.pth"),
+)
+if not os.path.isfile(WEIGHTS):
+    WEIGHTS = None  # timing does not depend on the weights' values
+
+ROWS = []
+
+
+def row(section, name, value, note=""):
+    ROWS.append((section, name, value, note))
+    print(f"  [{section}] {name}: {value} {note}", file=sys.stderr, flush=True)
+
+
+def images(n, size, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 3, size, size), dtype=np.uint8)
+
+
+def median_of(fn, reps):
+    return statistics.median(fn() for _ in range(reps))
+
+
+# --------------------------------------------------------------------- FLOPs
+def count_macs(module, x):
+    """Multiply-adds of one forward pass of ``module`` on ``x``, per image."""
+    total = [0]
+
+    def hook(mod, inp, out):
+        if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
+            k = mod.weight[0].numel()  # C_in/groups * kh * kw (conv), C_out*kh*kw (deconv)
+            if isinstance(mod, nn.Conv2d):
+                total[0] += out.numel() * k
+            else:
+                total[0] += inp[0].numel() * k
+        elif isinstance(mod, nn.Linear):
+            total[0] += out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
+    with torch.no_grad():
+        if isinstance(module, ConvAutoencoder):
+            # Count the plain module graph (decode() computes the first deconv
+            # as a matmul with the same multiply-adds, outside any hook).
+            mu, _ = module.encode(x)
+            module.decoder(module.decoder_input(mu).view(-1, *module._seed_shape))
+        else:
+            module(x)
+    for h in handles:
+        h.remove()
+    return total[0] / len(x)
+
+
+def flop_floor(size):
+    """Extra multiply-adds of the perceptual loss per training step, relative."""
+    ae_macs = count_macs(ConvAutoencoder(64, (size, size)), torch.rand(2, 3, size, size))
+    p_macs = count_macs(load_perceptual_net(weights=None), torch.rand(2, 3, size, size))
+    # Training the AE: forward + grad wrt input + grad wrt weights ~ 3x.
+    # Perceptual: p(x_hat) forward + its input gradient (p is frozen) + p(x).
+    return ae_macs, p_macs, 3 * p_macs / (3 * ae_macs), 2 * p_macs / (3 * ae_macs)
+
+
+# ----------------------------------------------------------- our fit, bare loop
+def fit_ours(X, batch, loss, validation=0.2, **params):
+    ae = PerceptualAETransformer(
+        z_dim=64, max_epochs=1, batch_size=batch, loss=loss, perceptual_weights=WEIGHTS,
+        validation_fraction=validation, patience=None, device="cpu", random_state=0, **params,
+    )
+    ae.fit(X)
+    n_train = len(X) - (max(1, round(validation * len(X))) if validation else 0)
+    return n_train / ae.fit_time_, ae
+
+
+def fit_bare(X, batch, channels_last=True):
+    """The same model, data, batch size and steps as fit(), with no skorch."""
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    model = ConvAutoencoder(64, X.shape[2:])
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt).train()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    data = torch.from_numpy(X)
+    for idx in torch.randperm(len(data)).split(batch):
+        x = data[idx].float().div_(255).contiguous(memory_format=fmt)
+        opt.zero_grad(set_to_none=True)
+        recon, _, _ = model(x)
+        F.mse_loss(recon, x).backward()
+        opt.step()
+    return len(X) / (time.perf_counter() - start)
+
+
+# --------------------------------------------------- reference re-creation
+class _RefAE(nn.Module):
+    """The paper's autoencoder as the reference runs it: stock modules, NCHW."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.ae = ConvAutoencoder(64, (size, size))
+
+    def forward(self, x):
+        ae = self.ae
+        h = ae.encoder(x)
+        mu, _ = ae.fc_mu(h), ae.fc_logvar(h)
+        return ae.decoder(ae.decoder_input(mu).view(-1, *ae._seed_shape))
+
+
+def fit_reference(X, batch, loss, validation=0.2):
+    """Re-creation of the reference's training epoch + validation (with backward)."""
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    data = torch.from_numpy(X).float().div(255)  # whole float32 copy, as they do
+    n_valid = max(1, round(validation * len(data)))
+    train, valid = data[n_valid:], data[:n_valid]
+    model = _RefAE(X.shape[2])
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    if loss == "perceptual":
+        p = load_perceptual_net(weights=WEIGHTS)
+
+        def criterion(r, x):
+            return F.mse_loss(torch.sigmoid(p(r)), torch.sigmoid(p(x)))
+    else:
+        criterion = F.mse_loss
+    model.train()
+    for (x,) in DataLoader(TensorDataset(train), batch_size=batch, shuffle=True):
+        opt.zero_grad()
+        lo = criterion(model(x), x)
+        lo.backward()
+        opt.step()
+    model.eval()
+    for (x,) in DataLoader(TensorDataset(valid), batch_size=batch, shuffle=True):
+        lo = criterion(model(x), x)
+        lo.backward()  # the reference's validation needlessly backpropagates
+    return len(train) / (time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------ sections
+def section_fit(args):
+    sizes = (64,) if args.quick else (64, 96)
+    for size in sizes:
+        X = images(args.n_fit, size)
+        # 96x96 steps cost 2.3x as much: fewer repetitions keep the run short.
+        reps = args.reps if size == 64 else max(1, args.reps - 2)
+        ae_macs, p_macs, floor, floor_cached = flop_floor(size)
+        res = {k: [] for k in ("pixel", "perceptual", "ref_pixel", "ref_perceptual")}
+        for _ in range(reps):
+            res["pixel"].append(fit_ours(X, args.batch, "pixel")[0])
+            res["perceptual"].append(fit_ours(X, args.batch, "perceptual")[0])
+            res["ref_pixel"].append(fit_reference(X, args.batch, "pixel"))
+            res["ref_perceptual"].append(fit_reference(X, args.batch, "perceptual"))
+        med = {k: statistics.median(v) for k, v in res.items()}
+        over = statistics.median(a / b - 1 for a, b in zip(res["pixel"], res["perceptual"]))
+        sec = f"1. fit {size}x{size}, batch {args.batch}, n={args.n_fit}"
+        row(sec, "fit img/s, pixel", f"{med['pixel']:.0f}")
+        row(sec, "fit img/s, perceptual", f"{med['perceptual']:.0f}")
+        row(sec, "reference re-creation img/s, pixel", f"{med['ref_pixel']:.0f}")
+        row(sec, "reference re-creation img/s, perceptual", f"{med['ref_perceptual']:.0f}")
+        for loss in ("pixel", "perceptual"):
+            r = statistics.median(a / b for a, b in zip(res[loss], res["ref_" + loss]))
+            row(sec, f"speed-up vs reference, {loss}", f"{r:.2f}x", "(target >= 1.2x)")
+        row(sec, "perceptual overhead (wall clock)", f"{over:+.0%}",
+            f"(paper +12% on GPU; FLOP floor {floor:+.0%}, {floor_cached:+.0%} with cached p(x))")
+        row(sec, "MACs/image: AE fwd, perceptual net fwd", f"{ae_macs / 1e6:.1f}M, {p_macs / 1e6:.1f}M")
+        if size == 64:
+            args.fit_pixel_64 = med["pixel"]
+            args.fit_perceptual_64 = med["perceptual"]
+
+
+def section_wrapper(args):
+    X = images(args.n_fit, 64, seed=1)
+    fit, bare = [], []
+    for _ in range(args.reps):
+        fit.append(fit_ours(X, args.batch, "pixel", validation=None)[0])
+        bare.append(fit_bare(X, args.batch))
+    sec = f"2. wrapper overhead, 64x64 pixel, batch {args.batch}, n={args.n_fit}, no validation"
+    row(sec, "PerceptualAETransformer.fit img/s", f"{statistics.median(fit):.0f}")
+    row(sec, "bare PyTorch loop img/s", f"{statistics.median(bare):.0f}")
+    r = statistics.median(a / b for a, b in zip(fit, bare))
+    row(sec, "fit / bare throughput", f"{r:.0%}", "(target >= 95%)")
+
+
+def section_transform(args):
+    X = images(args.n_transform, 64, seed=2)
+    _, ae = fit_ours(images(64, 64), 32, "pixel", validation=None)
+    sec = f"3. transform 64x64, n={args.n_transform}"
+    for batch in (256, 1024):
+        ae.set_params(batch_size=batch)
+        ae.net_.set_params(batch_size=batch)
+
+        def once():
+            start = time.perf_counter()
+            ae.transform(X)
+            return len(X) / (time.perf_counter() - start)
+
+        tput = median_of(once, args.reps)
+        row(sec, f"transform img/s, batch {batch}", f"{tput:.0f}",
+            f"({tput / args.fit_pixel_64:.1f}x pixel fit, {tput / args.fit_perceptual_64:.1f}x "
+            "perceptual fit; target >= 3x)")
+
+
+def section_data_path(args):
+    """One indexing operation per batch vs per-item __getitem__ + collation."""
+    X = torch.from_numpy(images(args.n_fit * 2, 64, seed=3))
+
+    def sliced():
+        start = time.perf_counter()
+        for x, _ in batch_loader(ImageDataset(X), args.batch, shuffle=True):
+            x.float()
+        return len(X) / (time.perf_counter() - start)
+
+    def per_item():
+        start = time.perf_counter()
+        for (x,) in DataLoader(TensorDataset(X), batch_size=args.batch, shuffle=True):
+            x.float()
+        return len(X) / (time.perf_counter() - start)
+
+    a, b = [], []
+    for _ in range(args.reps):
+        a.append(sliced())
+        b.append(per_item())
+    sec = f"data path, uint8 64x64 batches of {args.batch} (load + float)"
+    row(sec, "batch slicing (library) img/s", f"{statistics.median(a):.0f}")
+    row(sec, "per-item __getitem__ + collate img/s", f"{statistics.median(b):.0f}")
+
+
+def section_cache_targets(args):
+    """Would caching p(x) across epochs pay? Time share vs memory cost."""
+    size, batch = 64, args.batch
+    p = load_perceptual_net(weights=WEIGHTS).to(memory_format=torch.channels_last)
+    x = torch.rand(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        feats = p(x)
+
+    def target_time():
+        start = time.perf_counter()
+        with torch.no_grad():
+            torch.sigmoid(p(x))
+        return time.perf_counter() - start
+
+    t = median_of(target_time, args.reps)
+    per_image = t / batch
+    step = 1 / args.fit_perceptual_64
+    mb = feats[0].numel() * 4 / 2**20
+    sec = "perceptual target cache (64x64)"
+    row(sec, "p(x) share of a perceptual training step", f"{per_image / step:.0%}",
+        f"({per_image * 1e3:.2f} ms of {step * 1e3:.2f} ms per image)")
+    row(sec, "cache size per 100k images (float32 / bf16)",
+        f"{mb * 1e5 / 1024:.1f} GB / {mb * 1e5 / 2048:.1f} GB", "(data itself: 1.2 GB)")
+
+
+_MEMORY_CHILD = textwrap.dedent("""
+    import resource, sys, json
+    import numpy as np, torch
+    sys.path.insert(0, {root!r})
+    from skperceptual import PerceptualAETransformer
+    from skperceptual._net import AutoencoderNet
+    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GB (kB units)
+    def current():
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**30
+    base = current()
+    X = np.random.default_rng(0).integers(0, 256, ({n}, 3, 64, 64), dtype=np.uint8)
+    with_data = current()
+    steps = [0]
+    step = AutoencoderNet.train_step
+    def limited(self, batch, **kw):
+        steps[0] += 1
+        if steps[0] > {steps}:
+            raise KeyboardInterrupt  # skorch stops training cleanly
+        return step(self, batch, **kw)
+    AutoencoderNet.train_step = limited
+    PerceptualAETransformer(max_epochs=1, batch_size={batch}, perceptual_weights={weights!r},
+                            device='cpu', random_state=0).fit(X)
+    print(json.dumps(dict(base=base, data=X.nbytes / 2**30, with_data=with_data, peak=rss())))
+""")
+
+
+def section_memory(args):
+    code = _MEMORY_CHILD.format(root=ROOT, n=args.n_memory, steps=args.memory_steps,
+                                batch=512, weights=WEIGHTS)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import json
+
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    sec = f"4. peak RSS of fit, perceptual, batch 512, n={args.n_memory} uint8 64x64, {args.memory_steps} steps"
+    row(sec, "imports (RSS before data)", f"{m['base']:.2f} GB")
+    row(sec, "data (uint8 array)", f"{m['data']:.2f} GB")
+    row(sec, "peak RSS during fit", f"{m['peak']:.2f} GB")
+    row(sec, "peak minus data", f"{m['peak'] - m['data']:.2f} GB", "(target <= 2.0 GB)")
+
+
+def section_scaling(args):
+    times = {n: [] for n in args.scaling}
+    for _ in range(args.scaling_reps):
+        for n in args.scaling:
+            X = images(n, 64, seed=4)
+            times[n].append(n / fit_ours(X, args.batch, "pixel", validation=None)[0])
+    ns = np.log(np.array(args.scaling, dtype=float))
+    ts = np.log(np.array([statistics.median(times[n]) for n in args.scaling]))
+    slope = np.polyfit(ns, ts, 1)[0]
+    sec = f"5. scaling, 64x64 pixel, batch {args.batch}, 1 epoch"
+    for n in args.scaling:
+        row(sec, f"fit time, n={n}", f"{statistics.median(times[n]):.1f} s")
+    row(sec, "exponent of time ~ n^k", f"{slope:.2f}", "(1.00 = linear)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    args = parser.parse_args()
+    if args.quick:
+        args.reps, args.batch, args.n_fit, args.n_transform = 1, 64, 256, 1024
+        args.n_memory, args.memory_steps, args.scaling = 10_000, 1, (128, 256, 512)
+        args.scaling_reps = 1
+    else:
+        args.reps, args.batch, args.n_fit, args.n_transform = 3, 512, 1536, 8192
+        args.n_memory, args.memory_steps, args.scaling = 100_000, 3, (1024, 2048, 4096)
+        args.scaling_reps = 1
+    start = time.time()
+    section_fit(args)
+    section_wrapper(args)
+    section_transform(args)
+    section_data_path(args)
+    section_cache_targets(args)
+    section_memory(args)
+    section_scaling(args)
+
+    print(f"\nskperceptual benchmarks ({'quick' if args.quick else 'full'}), "
+          f"{datetime.date.today()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+          f"load average at end {os.getloadavg()[0]:.1f}, {time.time() - start:.0f} s\n")
+    width = max(len(r[1]) for r in ROWS)
+    current = None
+    print("| measurement | value | note |\n|---|---|---|")
+    for section, name, value, note in ROWS:
+        if section != current:
+            print(f"| **{section}** | | |")
+            current = section
+        print(f"| {name.ljust(width)} | {value} | {note} |")
+
+
+if __name__ == "__main__":
+    main()

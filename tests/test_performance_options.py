@@ -1,0 +1,66 @@
+"""The speed options: mixed precision and the channels-last memory format."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skperceptual import PerceptualAETransformer
+from skperceptual._model import ConvAutoencoder, _seed_deconv
+
+
+def _ae(**params):
+    defaults = dict(z_dim=4, max_epochs=1, batch_size=8, validation_fraction=None,
+                    device="cpu", random_state=0)
+    return PerceptualAETransformer(**{**defaults, **params})
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 96), (64, 80)])
+def test_seed_deconv_matches_conv_transpose(size):
+    # The matmul + fold replacement of the first transposed convolution
+    # must compute exactly what the module does.
+    ae = ConvAutoencoder(z_dim=4, image_size=size)
+    h = torch.randn(3, *ae._seed_shape)
+    expected = ae.decoder[0](h)
+    torch.testing.assert_close(_seed_deconv(ae.decoder[0], h), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_precision_trains_with_finite_loss(images, alexnet_weights):
+    if not hasattr(torch, "autocast"):
+        pytest.skip("no autocast in this torch")
+    ae = _ae(precision="bf16", loss="perceptual", perceptual_weights=alexnet_weights).fit(images)
+    assert np.isfinite(ae.history_[-1]["train_loss"])
+    Z = ae.transform(images)
+    assert Z.shape == (16, 4) and Z.dtype == np.float32 and np.isfinite(Z).all()
+    recon = ae.inverse_transform(Z)
+    assert recon.shape == images.shape and recon.dtype == np.float32
+    assert np.isfinite(ae.score(images))
+
+
+def test_fp16_on_cpu_uses_no_grad_scaler(images):
+    # GradScaler is for CUDA; on CPU fp16 autocast runs unscaled.
+    ae = _ae(precision="fp16", loss="pixel").fit(images)
+    assert ae.net_.grad_scaler_ is None
+    assert ae.transform(images).shape == (16, 4)
+
+
+@pytest.mark.parametrize("loss", ["pixel", "perceptual"])
+def test_channels_last_matches_contiguous(images, loss):
+    params = dict(loss=loss, perceptual_weights=None)
+    a = _ae(channels_last=True, **params).fit(images)
+    b = _ae(channels_last=False, **params).fit(images)
+    assert a.net_.module_.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not b.net_.module_.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    Za, Zb = a.transform(images), b.transform(images)
+    assert Za.shape == Zb.shape == (16, 4)
+    # Same seed, same maths: only the float summation order differs, which
+    # two Adam steps amplify a little.
+    np.testing.assert_allclose(Za, Zb, rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(a.history_[0]["train_loss"], b.history_[0]["train_loss"], rtol=1e-4)
+    assert a.inverse_transform(Za).shape == images.shape
+
+
+@pytest.mark.parametrize("params", [{"precision": "fp64"}, {"precision": None}, {"channels_last": "yes"}])
+def test_invalid_performance_options_raise(images, params):
+    with pytest.raises(InvalidParameterError):
+        _ae(**params).fit(images)
