@@ -1,0 +1,19 @@
+"""Datasets of Pihlgren et al. (IJCNN 2020), each loaded in one call.
+
+Every loader returns a :class:`~sklearn.utils.Bunch` with ``autoencoder``,
+``predictor`` and ``test`` parts (the paper's Table I), each a Bunch with
+``X`` (uint8, channels first) and ``y``.
+"""
+
+from ._base import get_data_home
+from ._lunarlander import load_lunarlander, make_lunarlander
+from ._stl10 import load_stl10
+from ._svhn import load_svhn
+
+__all__ = [
+    "get_data_home",
+    "load_lunarlander",
+    "load_stl10",
+    "load_svhn",
+    "make_lunarlander",
+]
