@@ -47,6 +47,7 @@ DEFAULTS = {
         "n_test": 0,
     },
     "ae": {
+        # A list, or a table of lists by dataset name.
         "z_dims": [32, 64],
         "variants": list(VARIANTS),
         "kl_weight": 0.01,
@@ -235,6 +236,12 @@ def load_profile(name_or_path="smoke", **overrides):
     config = _merge(DEFAULTS, profile)
     config = _merge(config, _nest(overrides))
     config["ae"]["perceptual_weights"] = resolve_weights(config["ae"]["perceptual_weights"])
+    if isinstance(config["ae"]["z_dims"], dict):
+        # Per-dataset lists, as in the paper profile.
+        by_dataset = config["ae"]["z_dims"]
+        if config["dataset"] not in by_dataset:
+            raise KeyError(f"ae.z_dims has no entry for dataset {config['dataset']!r}: {sorted(by_dataset)}")
+        config["ae"]["z_dims"] = by_dataset[config["dataset"]]
     unknown = set(config["ae"]["variants"]) - set(VARIANTS)
     if unknown:
         raise ValueError(f"Unknown variants {sorted(unknown)}; valid: {list(VARIANTS)}")
