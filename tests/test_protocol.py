@@ -53,9 +53,11 @@ def _part(n, rng, with_y=True, classes=False):
 def make_bunch(name="lunarlander", classes=False, seed=0):
     """A synthetic dataset following the skperceptual.datasets contract."""
     rng = np.random.default_rng(seed)
+    predictor = _part(50, rng, classes=classes)
+    predictor.rollout = np.repeat(np.arange(10), 5)  # as LunarLander parts carry
     return Bunch(
         autoencoder=_part(40, rng, with_y=False),
-        predictor=_part(50, rng, classes=classes),
+        predictor=predictor,
         test=_part(20, rng, classes=classes),
         task="classification" if classes else "positioning",
         image_shape=(3, 64, 64),
@@ -122,6 +124,10 @@ def test_predefined_split_is_80_20():
     cv = predefined_split(100, 0.2, random_state=0)
     (train, valid), = list(cv.split())
     assert len(train) == 80 and len(valid) == 20 and not set(train) & set(valid)
+    # With rollout ids, whole rollouts go to one side.
+    groups = np.repeat(np.arange(10), 10)
+    (train, valid), = list(predefined_split(100, 0.2, random_state=0, groups=groups).split())
+    assert len(valid) == 20 and not set(groups[train]) & set(groups[valid])
 
 
 def test_search_head_refits_on_whole_predictor_set():
@@ -196,6 +202,7 @@ def test_smoke_end_to_end(smoke_run):
     assert set(df["head"]) == {"mlp", "linear", "mean-position", "decoder-retrain"}
     heads = df[df["head"].isin(["mlp", "linear"])]
     assert heads["test_metric"].notna().all() and heads["ae_fit_time"].gt(0).all()
+    assert (heads["head_split"] == "by-group").all()
     text = (out / "tables.md").read_text()
     for table in ("Table II", "Table V", "Table VIII"):
         assert table in text

@@ -124,7 +124,7 @@ def _n_iter(estimator):
     return None if n_iter is None else int(np.max(n_iter))
 
 
-def predefined_split(n_samples, validation_fraction=0.2, random_state=0):
+def predefined_split(n_samples, validation_fraction=0.2, random_state=0, groups=None):
     """The paper's single 80% train / 20% validation split of the predictor set.
 
     Parameters
@@ -132,20 +132,38 @@ def predefined_split(n_samples, validation_fraction=0.2, random_state=0):
     n_samples : int
     validation_fraction : float, default=0.2
     random_state : int, default=0
+    groups : array-like of shape (n_samples,), default=None
+        Group of each sample, e.g. LunarLander rollout ids. When given (with
+        at least 2 groups), whole groups go to one side, so that validation
+        frames are not near-duplicates of training frames from the same
+        rollout; otherwise samples are split at random.
 
     Returns
     -------
     cv : sklearn.model_selection.PredefinedSplit
         One split: ``test_fold`` is 0 for validation rows, -1 for training rows.
+
+    Examples
+    --------
+    >>> cv = predefined_split(10, 0.2, groups=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    >>> (train, valid), = cv.split()
+    >>> len(train), len(valid)
+    (8, 2)
     """
-    n_valid = max(1, int(round(validation_fraction * n_samples)))
-    order = np.random.default_rng(random_state).permutation(n_samples)
+    rng = np.random.default_rng(random_state)
     test_fold = np.full(n_samples, -1)
-    test_fold[order[:n_valid]] = 0
+    unique = None if groups is None else np.unique(groups)
+    if unique is not None and len(unique) >= 2:
+        n_valid = min(len(unique) - 1, max(1, int(round(validation_fraction * len(unique)))))
+        test_fold[np.isin(groups, rng.permutation(unique)[:n_valid])] = 0
+    else:
+        n_valid = max(1, int(round(validation_fraction * n_samples)))
+        test_fold[rng.permutation(n_samples)[:n_valid]] = 0
     return PredefinedSplit(test_fold)
 
 
-def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, random_state=0, n_jobs=None):
+def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, random_state=0, n_jobs=None,
+                groups=None):
     """Tune one head on the predictor set and score the chosen one on the test set.
 
     The grid is searched on a :func:`predefined_split` of ``(Z_train,
@@ -164,6 +182,9 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
     random_state : int, default=0
     n_jobs : int, default=None
         Passed to ``GridSearchCV``.
+    groups : array-like, default=None
+        Groups of the predictor samples (LunarLander rollouts) for
+        :func:`predefined_split`.
 
     Returns
     -------
@@ -181,7 +202,7 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
         pipeline,
         grid,
         scoring=scoring_for(task),
-        cv=predefined_split(len(Z_train), h["validation_fraction"], random_state),
+        cv=predefined_split(len(Z_train), h["validation_fraction"], random_state, groups),
         refit=True,
         n_jobs=n_jobs,
         error_score="raise",

@@ -135,9 +135,10 @@ def _fit_ae_unit(params, X_ae, X_pred, X_test, n_frames):
     )
 
 
-def _head_unit(Z_pred, y_pred, Z_test, y_test, task, kind, heads_config, random_state):
+def _head_unit(Z_pred, y_pred, Z_test, y_test, task, kind, heads_config, random_state, groups=None):
     """Worker: tune one head family on one AE's embeddings."""
-    row, _ = search_head(Z_pred, y_pred, Z_test, y_test, task, kind, {"heads": heads_config}, random_state)
+    row, _ = search_head(Z_pred, y_pred, Z_test, y_test, task, kind, {"heads": heads_config}, random_state,
+                         groups=groups)
     return row
 
 
@@ -317,12 +318,18 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     # 2-3. Heads: one grid search per (AE, head family), on saved embeddings.
     heads_cfg = config["heads"]
     kinds = [k for family in heads_cfg["kinds"] for k in FAMILIES[data.task][family]]
+    # LunarLander frames of one rollout are near-duplicates: split the
+    # predictor set by rollout when the dataset says which frame is whose.
+    groups = data.predictor.get("rollout")
+    groups = None if groups is None else np.asarray(groups)
+    split = "random" if groups is None else "by-group"
     head_units, tasks = [], []
     for unit in ae_units.values():
         record = _read_json(unit.stem.with_suffix(".json"))
         embeddings = None
         for kind in kinds:
-            hkey = config_hash({"ae": unit.key, "kind": kind, "heads": heads_cfg, "rs": rs, "task": data.task})
+            hkey = config_hash({"ae": unit.key, "kind": kind, "heads": heads_cfg, "rs": rs, "task": data.task,
+                                "split": split})
             path = units_dir / "heads" / f"{_slug(unit.variant)}-z{unit.z}-{kind}-{hkey}.json"
             hunit = Bunch(ae=unit, record=record, kind=kind, key=hkey, path=path)
             head_units.append(hunit)
@@ -331,7 +338,7 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
                     with np.load(unit.stem.with_suffix(".npz")) as f:
                         embeddings = (f["Z_predictor"], f["Z_test"])
                 tasks.append((hunit, (embeddings[0], np.asarray(data.predictor.y), embeddings[1],
-                                      np.asarray(data.test.y), data.task, kind, heads_cfg, rs)))
+                                      np.asarray(data.test.y), data.task, kind, heads_cfg, rs, groups)))
     progress(f"{len(head_units) - len(tasks)}/{len(head_units)} head searches already done; running {len(tasks)}")
     hcounter = iter(range(1, len(tasks) + 1))
 
@@ -345,6 +352,7 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
             "ae_time_per_epoch": record["fit_time"] / max(record["n_epochs"], 1),
             "ae_file": str(unit.stem.with_suffix(".joblib").relative_to(out)),
             "ae_key": unit.key, "unit_key": hunit.key,
+            "head_grid": json.dumps(heads_cfg, sort_keys=True), "head_split": split,
             **{f"ae_{k}": v for k, v in unit.params.items()},
         }
         _write_json(hunit.path, full)
