@@ -106,7 +106,29 @@ def _slug(variant):
 
 
 def ae_params(config, variant, z_dim):
-    """PerceptualAETransformer parameters of one AE unit."""
+    """PerceptualAETransformer parameters of one AE unit.
+
+    Parameters
+    ----------
+    config : dict
+        A resolved configuration (:func:`load_profile`).
+    variant : {"AE", "VAE", "P. AE", "P. VAE"}
+        Pixel or perceptual loss, plain or variational.
+    z_dim : int
+        Embedding size.
+
+    Returns
+    -------
+    params : dict
+        Keyword arguments of :class:`~skperceptual.PerceptualAETransformer`.
+
+    Examples
+    --------
+    >>> from skperceptual.protocol import load_profile
+    >>> p = ae_params(load_profile("smoke"), "P. VAE", 16)
+    >>> p["loss"], p["variational"], p["z_dim"]
+    ('perceptual', True, 16)
+    """
     loss, variational = VARIANTS[variant]
     ae = config["ae"]
     return dict(
