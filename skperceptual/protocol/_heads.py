@@ -1,0 +1,226 @@
+"""Prediction heads on embeddings, tuned on the paper's 80/20 predictor split."""
+
+import time
+
+import numpy as np
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.model_selection import GridSearchCV, PredefinedSplit
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ._config import DEFAULTS
+from ._metrics import scoring_for, test_metric
+
+#: Head names tuned per task for each family in ``heads.kinds``.
+FAMILIES = {
+    "positioning": {"mlp": ["mlp"], "linear": ["linear"]},
+    "classification": {"mlp": ["mlp"], "linear": ["linear", "logistic"]},
+}
+
+
+def mlp_architectures(layer_sizes=(32, 64, 128), max_layers=2):
+    """Hidden-layer tuples of the paper's MLP heads.
+
+    Every 1-layer network, and every 2-layer network whose second layer is no
+    larger than its first, with sizes from ``layer_sizes``.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int, default=(32, 64, 128)
+    max_layers : {1, 2}, default=2
+
+    Returns
+    -------
+    architectures : list of tuple of int
+
+    Examples
+    --------
+    >>> mlp_architectures((32, 64))
+    [(32,), (64,), (32, 32), (64, 32), (64, 64)]
+    """
+    sizes = sorted(int(s) for s in layer_sizes)
+    archs = [(s,) for s in sizes]
+    if max_layers >= 2:
+        archs += [(a, b) for a in sizes for b in sizes if b <= a]
+    return archs
+
+
+def _heads_config(config):
+    heads = dict(DEFAULTS["heads"])
+    if config is not None:
+        heads.update(config.get("heads", config))
+    return heads
+
+
+def head_search_space(task, kind, config=None, random_state=0):
+    """Build a head's pipeline (StandardScaler -> head) and its parameter grid.
+
+    Parameters
+    ----------
+    task : {"positioning", "classification"}
+    kind : {"mlp", "linear", "logistic"}
+        ``"mlp"``: MLPRegressor / MLPClassifier (identity / softmax output).
+        ``"linear"``: Ridge / RidgeClassifier (the paper's linear regression,
+        on one-hot targets for classification). ``"logistic"``:
+        LogisticRegression, classification only.
+    config : dict, default=None
+        A configuration from :func:`load_profile` or its ``heads`` section;
+        None uses the defaults.
+    random_state : int, default=0
+        Seed of the MLP's initialisation and early-stopping split.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+    param_grid : dict
+        For ``GridSearchCV``.
+
+    Examples
+    --------
+    >>> pipe, grid = head_search_space("positioning", "mlp")
+    >>> len(grid["head__regressor__hidden_layer_sizes"]), grid["head__regressor__activation"]
+    (9, ['relu', 'logistic'])
+    """
+    h = _heads_config(config)
+    if task not in FAMILIES:
+        raise ValueError(f"Unknown task {task!r}; expected one of {list(FAMILIES)}")
+    if kind == "mlp":
+        common = dict(
+            early_stopping=True,
+            validation_fraction=h["early_stopping_fraction"],
+            n_iter_no_change=h["n_iter_no_change"],
+            max_iter=h["max_iter"],
+            random_state=random_state,
+        )
+        grid = {
+            "hidden_layer_sizes": mlp_architectures(h["layer_sizes"], h["max_layers"]),
+            "activation": list(h["activations"]),
+        }
+        if task == "positioning":
+            # Standardising the pixel targets too keeps the MLP's identity
+            # output well scaled (an affine map, undone on predict); Adam
+            # with unscaled targets in [0, 64) converges much more slowly.
+            head = TransformedTargetRegressor(regressor=MLPRegressor(**common), transformer=StandardScaler())
+            prefix = "head__regressor__"
+        else:
+            head, prefix = MLPClassifier(**common), "head__"
+    elif kind == "linear":
+        head = Ridge() if task == "positioning" else RidgeClassifier()
+        prefix, grid = "head__", {"alpha": list(h["alphas"])}
+    elif kind == "logistic" and task == "classification":
+        head, prefix = LogisticRegression(max_iter=h["max_iter"]), "head__"
+        grid = {"C": list(h["logistic_C"])}
+    else:
+        raise ValueError(f"Unknown head {kind!r} for task {task!r}")
+    pipeline = Pipeline([("scale", StandardScaler()), ("head", head)])
+    return pipeline, {prefix + k: v for k, v in grid.items()}
+
+
+def _n_iter(estimator):
+    # MLPs report an int; Ridge None; LogisticRegression an array per class.
+    n_iter = getattr(estimator, "n_iter_", None)
+    return None if n_iter is None else int(np.max(n_iter))
+
+
+def predefined_split(n_samples, validation_fraction=0.2, random_state=0, groups=None):
+    """The paper's single 80% train / 20% validation split of the predictor set.
+
+    Parameters
+    ----------
+    n_samples : int
+    validation_fraction : float, default=0.2
+    random_state : int, default=0
+    groups : array-like of shape (n_samples,), default=None
+        Group of each sample, e.g. LunarLander rollout ids. When given (with
+        at least 2 groups), whole groups go to one side, so that validation
+        frames are not near-duplicates of training frames from the same
+        rollout; otherwise samples are split at random.
+
+    Returns
+    -------
+    cv : sklearn.model_selection.PredefinedSplit
+        One split: ``test_fold`` is 0 for validation rows, -1 for training rows.
+
+    Examples
+    --------
+    >>> cv = predefined_split(10, 0.2, groups=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    >>> (train, valid), = cv.split()
+    >>> len(train), len(valid)
+    (8, 2)
+    """
+    rng = np.random.default_rng(random_state)
+    test_fold = np.full(n_samples, -1)
+    unique = None if groups is None else np.unique(groups)
+    if unique is not None and len(unique) >= 2:
+        n_valid = min(len(unique) - 1, max(1, int(round(validation_fraction * len(unique)))))
+        test_fold[np.isin(groups, rng.permutation(unique)[:n_valid])] = 0
+    else:
+        n_valid = max(1, int(round(validation_fraction * n_samples)))
+        test_fold[rng.permutation(n_samples)[:n_valid]] = 0
+    return PredefinedSplit(test_fold)
+
+
+def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, random_state=0, n_jobs=None,
+                groups=None):
+    """Tune one head on the predictor set and score the chosen one on the test set.
+
+    The grid is searched on a :func:`predefined_split` of ``(Z_train,
+    y_train)``; the best candidate by validation score is refitted once on
+    the whole predictor set (``refit=True``) and scored once on the test set.
+
+    Parameters
+    ----------
+    Z_train, y_train : arrays
+        Predictor-set embeddings and targets.
+    Z_test, y_test : arrays
+        Test-set embeddings and targets.
+    task : {"positioning", "classification"}
+    kind : {"mlp", "linear", "logistic"}
+    config : dict, default=None
+    random_state : int, default=0
+    n_jobs : int, default=None
+        Passed to ``GridSearchCV``.
+    groups : array-like, default=None
+        Groups of the predictor samples (LunarLander rollouts) for
+        :func:`predefined_split`.
+
+    Returns
+    -------
+    row : dict
+        ``best_params``, ``val_score`` (the scorer's value, higher is
+        better), ``val_metric`` and ``test_metric`` (pixels, or accuracy in
+        [0, 1]), ``n_candidates``, ``search_time``, ``refit_time``,
+        ``n_iter`` (MLP iterations of the refitted head, else None).
+    search : GridSearchCV
+        Fitted, for inspection.
+    """
+    h = _heads_config(config)
+    pipeline, grid = head_search_space(task, kind, config, random_state)
+    search = GridSearchCV(
+        pipeline,
+        grid,
+        scoring=scoring_for(task),
+        cv=predefined_split(len(Z_train), h["validation_fraction"], random_state, groups),
+        refit=True,
+        n_jobs=n_jobs,
+        error_score="raise",
+    )
+    start = time.perf_counter()
+    search.fit(Z_train, y_train)
+    search_time = time.perf_counter() - start
+    fitted = search.best_estimator_.named_steps["head"]
+    fitted = getattr(fitted, "regressor_", fitted)
+    val = float(search.best_score_)
+    row = {
+        "best_params": {k.rsplit("__", 1)[-1]: v for k, v in search.best_params_.items()},
+        "val_score": val,
+        "val_metric": -val if task == "positioning" else val,
+        "test_metric": test_metric(task, y_test, search.predict(Z_test)),
+        "n_candidates": len(search.cv_results_["params"]),
+        "search_time": search_time,
+        "refit_time": float(search.refit_time_),
+        "n_iter": _n_iter(fitted),
+    }
+    return row, search

@@ -1,0 +1,304 @@
+"""Tests of the evaluation protocol (skperceptual.protocol).
+
+Everything runs on a tiny synthetic dataset (64x64 frames with a bright
+square whose position is the target) so that the suite stays fast on a CPU.
+"""
+
+import argparse
+import json
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.utils import Bunch
+
+from skperceptual.protocol import (
+    head_search_space,
+    load_profile,
+    mean_euclidean_distance,
+    mean_l1,
+    mean_position_baseline,
+    mlp_architectures,
+    parse_overrides,
+    perceptual_overhead,
+    predefined_split,
+    relative_to_best,
+    render_report,
+    run_protocol,
+    search_head,
+)
+from skperceptual.protocol import _cli, _runner
+from skperceptual.protocol._metrics import accuracy, euclidean_scorer
+
+PAPER_ARCHITECTURES = [
+    (32,), (64,), (128,),
+    (32, 32), (64, 32), (64, 64), (128, 32), (128, 64), (128, 128),
+]
+
+
+def _part(n, rng, with_y=True, classes=False):
+    X = rng.integers(0, 40, (n, 3, 64, 64), dtype=np.uint8)
+    pos = rng.uniform(4, 56, (n, 2)).astype(np.float32)
+    for i, (c, r) in enumerate(pos.astype(int)):
+        X[i, :, max(r - 3, 0) : r + 3, max(c - 3, 0) : c + 3] = 255
+    if not with_y:
+        return Bunch(X=X, y=None)
+    y = (pos[:, 0] > 30).astype(np.int64) + 2 * (pos[:, 1] > 30) if classes else pos
+    return Bunch(X=X, y=y)
+
+
+def make_bunch(name="lunarlander", classes=False, seed=0):
+    """A synthetic dataset following the skperceptual.datasets contract."""
+    rng = np.random.default_rng(seed)
+    predictor = _part(50, rng, classes=classes)
+    predictor.rollout = np.repeat(np.arange(10), 5)  # as LunarLander parts carry
+    return Bunch(
+        autoencoder=_part(40, rng, with_y=False),
+        predictor=predictor,
+        test=_part(20, rng, classes=classes),
+        task="classification" if classes else "positioning",
+        image_shape=(3, 64, 64),
+        name=name,
+    )
+
+
+def tiny_config(**overrides):
+    """The smoke profile cut down further, without pretrained weights."""
+    base = dict(ae__perceptual_weights=None, ae__z_dims=[4, 8], data__n_autoencoder=0,
+                data__n_predictor=0, data__n_test=0, report__n_frames=3)
+    base.update(overrides)
+    return load_profile("smoke", **base)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One local end-to-end run of the smoke protocol, shared by several tests."""
+    out = tmp_path_factory.mktemp("smoke")
+    results = run_protocol(make_bunch(), tiny_config(), out, verbose=0)
+    return out, results
+
+
+# ------------------------------------------------------------------ heads
+
+
+def test_mlp_grid_is_the_papers():
+    assert mlp_architectures() == PAPER_ARCHITECTURES
+    for task, est, prefix in [("positioning", MLPRegressor, "head__regressor__"),
+                              ("classification", MLPClassifier, "head__")]:
+        pipe, grid = head_search_space(task, "mlp", load_profile("paper"))
+        assert sorted(grid[prefix + "hidden_layer_sizes"]) == sorted(PAPER_ARCHITECTURES)
+        assert grid[prefix + "activation"] == ["relu", "logistic"]
+        assert [name for name, _ in pipe.steps] == ["scale", "head"]
+        mlp = pipe.named_steps["head"]
+        mlp = getattr(mlp, "regressor", mlp)
+        assert isinstance(mlp, est)
+        assert mlp.early_stopping and mlp.max_iter >= 1000
+
+
+def test_mlp_output_layers():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(60, 4))
+    pipe, _ = head_search_space("positioning", "mlp", {"heads": {"max_iter": 50}})
+    pipe.fit(Z, rng.normal(size=(60, 2)))
+    assert pipe.named_steps["head"].regressor_.out_activation_ == "identity"
+    pipe, _ = head_search_space("classification", "mlp", {"heads": {"max_iter": 50}})
+    pipe.fit(Z, rng.integers(0, 3, 60))
+    assert pipe.named_steps["head"].out_activation_ == "softmax"
+
+
+def test_linear_heads():
+    pipe, grid = head_search_space("positioning", "linear")
+    assert isinstance(pipe.named_steps["head"], Ridge) and "head__alpha" in grid
+    pipe, _ = head_search_space("classification", "linear")
+    assert isinstance(pipe.named_steps["head"], RidgeClassifier)
+    pipe, grid = head_search_space("classification", "logistic")
+    assert isinstance(pipe.named_steps["head"], LogisticRegression) and "head__C" in grid
+    with pytest.raises(ValueError):
+        head_search_space("positioning", "logistic")
+
+
+def test_predefined_split_is_80_20():
+    cv = predefined_split(100, 0.2, random_state=0)
+    (train, valid), = list(cv.split())
+    assert len(train) == 80 and len(valid) == 20 and not set(train) & set(valid)
+    # With rollout ids, whole rollouts go to one side.
+    groups = np.repeat(np.arange(10), 10)
+    (train, valid), = list(predefined_split(100, 0.2, random_state=0, groups=groups).split())
+    assert len(valid) == 20 and not set(groups[train]) & set(groups[valid])
+
+
+def test_search_head_refits_on_whole_predictor_set():
+    rng = np.random.default_rng(0)
+    Z, y = rng.normal(size=(50, 3)), None
+    y = (Z[:, :2] * 10 + 30).astype(np.float32)
+    row, search = search_head(Z, y, Z[:10], y[:10], "positioning", "linear")
+    assert search.best_estimator_.named_steps["scale"].n_samples_seen_ == 50
+    assert row["val_metric"] == pytest.approx(-row["val_score"]) and row["test_metric"] < 1.0
+    assert row["n_candidates"] == 5
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_metrics_on_hand_made_inputs():
+    assert mean_euclidean_distance([[0, 0], [1, 1]], [[3, 4], [1, 1]]) == 2.5
+    assert mean_position_baseline([[0, 0], [2, 0]], [[1, 3], [1, -1]]) == 2.0
+    assert accuracy([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
+    assert mean_l1(np.full((1, 3, 2, 2), 255, np.uint8), np.full((1, 3, 2, 2), 0.75)) == 0.25
+    assert mean_l1(np.zeros((2, 3, 2, 2)), np.full((2, 3, 2, 2), 0.5)) == 0.5
+    assert relative_to_best([0.2, 0.1, 0.3]) == pytest.approx([200.0, 100.0, 300.0])
+
+    from sklearn.dummy import DummyRegressor
+
+    zero = DummyRegressor(strategy="constant", constant=[0.0, 0.0]).fit(np.zeros((2, 1)), np.zeros((2, 2)))
+    assert euclidean_scorer(zero, np.zeros((2, 1)), np.array([[3.0, 4.0], [0, 0]])) == -2.5
+
+
+def test_perceptual_overhead():
+    df = pd.DataFrame({"variant": ["AE", "P. AE", "VAE", "P. VAE"], "z_dim": [8] * 4,
+                       "ae_time_per_epoch": [10.0, 11.0, 10.0, 13.0]})
+    mean, std, pairs = perceptual_overhead(df)
+    assert mean == pytest.approx(0.2) and std == pytest.approx(np.std([0.1, 0.3], ddof=1))
+    assert len(pairs) == 2
+
+
+# ----------------------------------------------------------------- config
+
+
+def test_profiles_resolve_and_override(tmp_path):
+    for name in ("smoke", "cpu", "paper"):
+        cfg = load_profile(name)
+        assert set(cfg["ae"]["variants"]) == {"AE", "VAE", "P. AE", "P. VAE"}
+    assert load_profile("cpu")["ae"]["z_dims"] == [32, 64]
+    assert load_profile("paper", dataset="stl10")["ae"]["z_dims"] == [64, 128, 256, 512]
+    assert load_profile("paper")["ae"]["perceptual_weights"] == "imagenet"
+    cfg = load_profile("smoke", **parse_overrides(["ae.max_epochs=3", "heads.activations=['relu']",
+                                                   "ae.perceptual_weights=none"]))
+    assert cfg["ae"]["max_epochs"] == 3 and cfg["heads"]["activations"] == ["relu"]
+    assert cfg["ae"]["perceptual_weights"] is None
+    path = tmp_path / "mine.toml"
+    path.write_text("[ae]\nz_dims = [5]\n")
+    assert load_profile(path)["ae"]["z_dims"] == [5]
+    with pytest.raises(FileNotFoundError, match="tried"):
+        load_profile("no-such-profile")
+    with pytest.raises(KeyError, match="max_epoch"):
+        load_profile("smoke", ae__max_epoch=1)
+
+
+# ------------------------------------------------------------- end to end
+
+
+def test_smoke_end_to_end(smoke_run):
+    out, results = smoke_run
+    for name in ("results.csv", "tables.md", "figure6.png", "embeddings.png", "config.json"):
+        assert (out / name).is_file(), name
+    df = pd.read_csv(out / "results.csv")
+    # 4 variants x 2 z x (mlp + linear), the baseline, 4 decoder retrainings.
+    assert len(df) == 4 * 2 * 2 + 1 + 4
+    assert not df.duplicated(["variant", "z_dim", "head"]).any()
+    assert set(df["head"]) == {"mlp", "linear", "mean-position", "decoder-retrain"}
+    heads = df[df["head"].isin(["mlp", "linear"])]
+    assert heads["test_metric"].notna().all() and heads["ae_fit_time"].gt(0).all()
+    assert (heads["head_split"] == "by-group").all()
+    text = (out / "tables.md").read_text()
+    for table in ("Table II", "Table V", "Table VIII"):
+        assert table in text
+    assert "13.20" in text and "1.44" in text and "— " in text  # the paper's numbers, and unknown cells
+    assert "overhead" in text
+    import matplotlib.image
+
+    assert matplotlib.image.imread(out / "figure6.png").ndim == 3
+    assert matplotlib.image.imread(out / "embeddings.png").ndim == 3
+    ae = joblib.load(out / df.loc[0, "ae_file"])
+    assert ae.transform(make_bunch().test.X[:2]).shape == (2, df.loc[0, "z_dim"])
+    json.loads((out / "config.json").read_text())
+
+
+def test_report_rerenders_from_results_csv(smoke_run):
+    out, _ = smoke_run
+    before = (out / "tables.md").read_text()
+    for name in ("tables.md", "figure6.png", "embeddings.png"):
+        (out / name).unlink()
+    assert _cli.main(["report", str(out)]) == 0
+    assert (out / "tables.md").read_text() == before
+    assert (out / "figure6.png").is_file() and (out / "embeddings.png").is_file()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_kill_and_resume(tmp_path, monkeypatch):
+    config = tiny_config(ae__z_dims=[4], ae__variants=["AE", "P. AE"])
+    done = []
+
+    def stop_after_3(kind, name):
+        done.append(kind)
+        if len(done) == 3:  # 2 AEs and 1 head search are saved
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        run_protocol(make_bunch(), config, tmp_path, verbose=0, on_unit_done=stop_after_3)
+    assert not (tmp_path / "results.csv").exists()
+
+    calls = {"ae": 0, "head": 0, "decoder": 0}
+    for kind, name in [("ae", "_fit_ae_unit"), ("head", "_head_unit"), ("decoder", "_decoder_unit")]:
+        original = getattr(_runner, name)
+
+        def counted(*args, _original=original, _kind=kind):
+            calls[_kind] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(_runner, name, counted)
+    results = run_protocol(make_bunch(), config, tmp_path, verbose=0)
+    # Only the 3 unfinished head searches and the 2 decoders ran again.
+    assert calls == {"ae": 0, "head": 3, "decoder": 2}
+    assert len(results) == 2 * 2 + 1 + 2
+    assert not pd.read_csv(tmp_path / "results.csv").duplicated(["variant", "z_dim", "head"]).any()
+
+    calls.update(ae=0, head=0, decoder=0)
+    again = run_protocol(make_bunch(), config, tmp_path, verbose=0)
+    assert calls == {"ae": 0, "head": 0, "decoder": 0}
+    pd.testing.assert_frame_equal(results, again)
+
+
+def test_changed_setting_does_not_reuse_stale_units(tmp_path):
+    config = tiny_config(ae__z_dims=[4], ae__variants=["AE"], heads__kinds=["linear"], decoder__max_epochs=1)
+    run_protocol(make_bunch(), config, tmp_path, verbose=0, report=False)
+    n_files = len(list((tmp_path / "units" / "ae").glob("*.json")))
+    run_protocol(make_bunch(), tiny_config(ae__z_dims=[4], ae__variants=["AE"], heads__kinds=["linear"],
+                                           ae__lr=2e-3), tmp_path, verbose=0, report=False)
+    assert len(list((tmp_path / "units" / "ae").glob("*.json"))) == n_files + 1
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 1 + 1 + 1
+
+
+def test_dask_backend_matches_local(smoke_run, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    out_local, local = smoke_run
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        remote = run_protocol(make_bunch(), tiny_config(), tmp_path, backend="dask", verbose=0, report=False)
+    cols = ["variant", "z_dim", "head", "best_params", "val_metric", "test_metric", "ae_n_epochs", "l1_before"]
+    pd.testing.assert_frame_equal(local[cols], remote[cols], check_exact=False, rtol=1e-6)
+
+
+def test_classification_tables_and_cli(tmp_path, monkeypatch):
+    bunch = make_bunch(name="svhn", classes=True)
+    monkeypatch.setattr(_runner, "load_dataset", lambda name, **kw: bunch)
+    parser = argparse.ArgumentParser(prog="skperceptual")
+    _cli.add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([
+        "experiment", "--dataset", "svhn", "--profile", "smoke", "--out", str(tmp_path), "--quiet",
+        "--set", "ae.perceptual_weights=none", "--set", "ae.z_dims=[4]", "--set", "ae.variants=['AE', 'P. AE']",
+        "--set", "data.n_autoencoder=0", "--set", "data.n_predictor=0", "--set", "data.n_test=0",
+    ])
+    assert args.func(args) == 0
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert set(df["head"]) == {"mlp", "linear", "logistic", "decoder-retrain"}
+    assert df.loc[df["head"] != "decoder-retrain", "test_metric"].between(0, 1).all()
+    text = (tmp_path / "tables.md").read_text()
+    assert "Table IV" in text and "Table VII" in text and "Table VIII" in text
+    assert "82.7" in text and "71.2" in text and "LogisticRegression" in text
