@@ -64,6 +64,9 @@ def _build_parser():
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_data_parser(subparsers)
+    from .protocol._cli import add_subcommands
+
+    add_subcommands(subparsers)
     return parser
 
 
