@@ -14,19 +14,38 @@ Examples
 >>> results = run_protocol(my_bunch, config, "runs/mine")          # doctest: +SKIP
 """
 
-from ._config import DEFAULTS, VARIANTS, load_profile, parse_overrides, run_key
-from ._decoder import reconstruction_l1, retrain_decoder
-from ._heads import head_search_space, mlp_architectures, predefined_split, search_head
-from ._metrics import (
-    accuracy,
-    euclidean_scorer,
-    mean_euclidean_distance,
-    mean_l1,
-    mean_position_baseline,
-    relative_to_best,
-)
-from ._report import perceptual_overhead, render_report
-from ._runner import ae_params, load_dataset, prepare_data, run_protocol, write_results
+import importlib
+
+# Where each public name lives. Imports are deferred to first use so that
+# ``skperceptual --help`` (which registers the CLI from ``_cli``) does not pay
+# for torch, scikit-learn and matplotlib.
+_LOCATIONS = {
+    "_config": ("DEFAULTS", "VARIANTS", "load_profile", "parse_overrides", "run_key"),
+    "_decoder": ("reconstruction_l1", "retrain_decoder"),
+    "_heads": ("head_search_space", "mlp_architectures", "predefined_split", "search_head"),
+    "_metrics": (
+        "accuracy",
+        "euclidean_scorer",
+        "mean_euclidean_distance",
+        "mean_l1",
+        "mean_position_baseline",
+        "relative_to_best",
+    ),
+    "_report": ("perceptual_overhead", "render_report"),
+    "_runner": ("ae_params", "load_dataset", "prepare_data", "run_protocol", "write_results"),
+}
+_MODULE_OF = {name: module for module, names in _LOCATIONS.items() for name in names}
+
+
+def __getattr__(name):
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_MODULE_OF))
+
 
 __all__ = [
     "DEFAULTS",
