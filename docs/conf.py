@@ -39,7 +39,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "generated/*_include.md", "benchmarks.md", "user_guide/_*.py", "Thumbs.db", ".DS_Store", "**/README.md", "auto_examples/*.ipynb",
+exclude_patterns = ["_build", "generated/*_include.md", "benchmarks.md", "experiments/**", "user_guide/_*.py", "Thumbs.db", ".DS_Store", "**/README.md", "auto_examples/*.ipynb",
                     "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.codeobj.json",
                     "auto_examples/*.md5"]
 
@@ -95,21 +95,46 @@ def _write(path, text):
 
 
 _GENERATED = DOCS / "generated"
+
+
+def _demote(markdown):
+    """Push every Markdown heading one level down (outside code fences)."""
+    out, fenced = [], False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        out.append("#" + line if not fenced and line.startswith("#") else line)
+    return "\n".join(out) + "\n"
+
+
 _bench = DOCS / "benchmarks.md"
-_write(
-    _GENERATED / "benchmarks_include.md",
-    "```{include} ../benchmarks.md\n:heading-offset: 1\n```\n" if _bench.is_file()
-    else "```{note}\nBenchmarks are pending: `docs/benchmarks.md` has not been written yet. "
-    "The scripts are in `benchmarks/`.\n```\n",
-)
+if _bench.is_file():
+    _text = _bench.read_text()
+    if not _text.lstrip().startswith("# "):
+        _text = "# Benchmarks\n\n" + _text
+else:
+    _text = (
+        "# Benchmarks\n\n```{note}\nBenchmarks are pending: `docs/benchmarks.md` has not been "
+        "written yet. The benchmark scripts are in `benchmarks/`.\n```\n"
+    )
+_write(_GENERATED / "benchmarks_include.md", _text)
+
 _tables = ROOT / "experiments" / "results" / "lunarlander-cpu" / "tables.md"
-_write(
-    _GENERATED / "results_include.md",
-    "```{include} ../../experiments/results/lunarlander-cpu/tables.md\n:heading-offset: 1\n```\n"
-    if _tables.is_file()
-    else "```{note}\nNo recorded results yet: `experiments/results/lunarlander-cpu/tables.md` "
-    "is written by `skperceptual experiment --dataset lunarlander --profile cpu`.\n```\n",
+_intro = (
+    "# Results\n\nThe tables of the latest recorded experiment, "
+    "`skperceptual experiment --dataset lunarlander --profile cpu`, next to the paper's numbers "
+    "(from `experiments/results/lunarlander-cpu/tables.md`). "
+    "{doc}`user_guide/reproducing` explains how to produce your own.\n\n"
 )
+if _tables.is_file():
+    _text = _intro + _demote(_tables.read_text())
+else:
+    _text = _intro + (
+        "```{note}\nNo recorded results yet: `experiments/results/lunarlander-cpu/tables.md` "
+        "has not been committed.\n```\n"
+    )
+_write(_GENERATED / "results_include.md", _text)
+
 try:
     import skperceptual.protocol as _protocol
 except ImportError:

@@ -1,0 +1,89 @@
+"""
+=============================================
+Comparing perceptual networks and layers
+=============================================
+
+A perceptual loss is only as good as what its network notices. Here we ask
+each candidate ``(perceptual_net, perceptual_layer)`` a question that matters
+for LunarLander: between two consecutive frames of a rollout the lander
+moves a few pixels; does the loss find that bigger than a 5 % brightness
+change of the whole frame, which matters for nothing downstream?
+
+We report the ratio ``d(frame, next frame) / d(frame, brighter frame)`` for
+each loss, where ``d`` is the distance the loss computes
+(:class:`~skperceptual.perceptual.PerceptualLoss` or pixel MSE). Higher means
+the loss cares more about the moving lander. No training is needed, so this
+is a cheap first filter; the final choice should be made on the downstream
+task (put ``perceptual_layer`` in a grid, as in the other examples).
+
+Only AlexNet's weights ship as an offline copy in this project; the other
+networks load torchvision's ImageNet weights and are skipped when those
+cannot be downloaded.
+"""
+
+# %%
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import skperceptual
+from skperceptual.datasets import load_lunarlander
+from skperceptual.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net, n_layers
+
+
+def perceptual_weights(name="alexnet"):
+    """The offline copy of AlexNet's ImageNet weights if present, else ``"imagenet"``."""
+    path = Path(skperceptual.__file__).resolve().parents[2] / "shared/weights/alexnet-imagenet-features.pth"
+    return str(path) if name == "alexnet" and path.is_file() else "imagenet"
+
+
+data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
+X = torch.from_numpy(data.autoencoder.X[:24].astype(np.float32) / 255.0)  # one rollout
+frames, following = X[:-1], X[1:]
+brighter = (frames + 0.05).clamp(0, 1)
+
+candidates = [("alexnet", 2), ("alexnet", 5), ("alexnet", 8), ("alexnet", 12),
+              ("squeezenet1_1", 5), ("vgg16", 9), ("resnet18", 5)]
+
+
+def sensitivity(loss):
+    with torch.no_grad():
+        return float(loss(following, frames) / loss(brighter, frames))
+
+
+results = {"pixel MSE": (sensitivity(PixelLoss()), None, 0.0)}
+for name, layer in candidates:
+    try:
+        net = load_perceptual_net(name, layer, perceptual_weights(name))
+    except OSError as exc:  # no internet and no cached weights
+        print(f"{name} layer {layer}: skipped ({type(exc).__name__}: weights unavailable)")
+        continue
+    loss = PerceptualLoss(net)
+    start = time.perf_counter()
+    ratio = sensitivity(loss)
+    seconds = (time.perf_counter() - start) / 2
+    with torch.no_grad():
+        grid = tuple(net(frames[:1]).shape[1:])
+    results[f"{name}[:{layer}]"] = (ratio, grid, seconds)
+    print(f"{name} layer {layer}/{n_layers(name)}: ratio {ratio:.2f}, features {grid}, "
+          f"{1000 * seconds:.0f} ms per {len(frames)} frames")
+
+# %%
+# The ratios
+# ----------
+# Pixel MSE barely separates the lander's motion from a brightness change;
+# early perceptual layers put much more weight on it. Very deep cuts shrink
+# the feature grid to a few cells and lose the lander's position.
+labels = list(results)
+ratios = [results[k][0] for k in labels]
+fig, ax = plt.subplots(figsize=(8, 3.5))
+ax.barh(labels, ratios, color=["grey"] + ["tab:cyan"] * (len(labels) - 1))
+ax.axvline(1.0, color="k", lw=0.8, ls="--")
+ax.set_xscale("log")
+ax.invert_yaxis()
+ax.set_xlabel("d(frame, next frame) / d(frame, 5 % brighter)   (log scale)")
+ax.set_title("How much each loss notices the lander moving")
+plt.show()
