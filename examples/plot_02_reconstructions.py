@@ -27,7 +27,7 @@ from skperceptual import PerceptualAETransformer
 from skperceptual.datasets import load_lunarlander
 
 N_FRAMES = 64
-MAX_EPOCHS = 3
+MAX_EPOCHS = 2
 
 
 def perceptual_weights():
