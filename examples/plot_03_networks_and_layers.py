@@ -41,7 +41,10 @@ def perceptual_weights(name="alexnet"):
 
 
 data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
-X = torch.from_numpy(data.autoencoder.X[:24].astype(np.float32) / 255.0)  # one rollout
+# One rollout of the predictor set, where the lander is always on screen.
+part = data.predictor
+rollout = part.X[part.rollout == part.rollout[0]]
+X = torch.from_numpy(rollout.astype(np.float32) / 255.0)
 frames, following = X[:-1], X[1:]
 brighter = (frames + 0.05).clamp(0, 1)
 
@@ -55,6 +58,7 @@ def sensitivity(loss):
 
 
 results = {"pixel MSE": (sensitivity(PixelLoss()), None, 0.0)}
+print(f"pixel MSE: ratio {results['pixel MSE'][0]:.2f}")
 for name, layer in candidates:
     try:
         net = load_perceptual_net(name, layer, perceptual_weights(name))
@@ -74,9 +78,12 @@ for name, layer in candidates:
 # %%
 # The ratios
 # ----------
-# Pixel MSE barely separates the lander's motion from a brightness change;
-# early perceptual layers put much more weight on it. Very deep cuts shrink
-# the feature grid to a few cells and lose the lander's position.
+# A ratio below 1 (left of the dashed line) means the loss finds the
+# brightness change bigger than the lander's motion. On this rollout pixel
+# MSE rates the brightness change many times bigger (a ratio of about 0.04),
+# while the AlexNet cuts rate the lander's motion about as big or bigger: a
+# perceptual loss weighs the small object some 25 times more, relative to
+# the global change, than pixel MSE does.
 labels = list(results)
 ratios = [results[k][0] for k in labels]
 fig, ax = plt.subplots(figsize=(8, 3.5))
