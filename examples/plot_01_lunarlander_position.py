@@ -124,4 +124,5 @@ ax.bar(["mean", "pixel", "perceptual"], [baseline, errors["pixel"], errors["perc
        color=["grey", colors["pixel"], colors["perceptual"]])
 ax.set_ylabel("test error (pixels)")
 ax.set_title("lower is better")
+fig.tight_layout()
 plt.show()

@@ -16,9 +16,10 @@ the loss cares more about the moving lander. No training is needed, so this
 is a cheap first filter; the final choice should be made on the downstream
 task (put ``perceptual_layer`` in a grid, as in the other examples).
 
-Only AlexNet's weights ship as an offline copy in this project; the other
-networks load torchvision's ImageNet weights and are skipped when those
-cannot be downloaded.
+AlexNet uses the project's offline copy of its weights when present. The
+other networks are tried only if their ImageNet weights are already in
+torchvision's cache (``$TORCH_HOME/hub/checkpoints``): this example never
+downloads them (VGG16's alone are over 500 MB).
 """
 
 # %%
@@ -28,6 +29,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torchvision
 
 import skperceptual
 from skperceptual.datasets import load_lunarlander
@@ -38,6 +40,12 @@ def perceptual_weights(name="alexnet"):
     """The offline copy of AlexNet's ImageNet weights if present, else ``"imagenet"``."""
     path = Path(skperceptual.__file__).resolve().parents[2] / "shared/weights/alexnet-imagenet-features.pth"
     return str(path) if name == "alexnet" and path.is_file() else "imagenet"
+
+
+def in_torchvision_cache(name):
+    """Whether torchvision's ImageNet weights of ``name`` are cached (no download)."""
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
 
 
 data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
@@ -60,11 +68,11 @@ def sensitivity(loss):
 results = {"pixel MSE": (sensitivity(PixelLoss()), None, 0.0)}
 print(f"pixel MSE: ratio {results['pixel MSE'][0]:.2f}")
 for name, layer in candidates:
-    try:
-        net = load_perceptual_net(name, layer, perceptual_weights(name))
-    except OSError as exc:  # no internet and no cached weights
-        print(f"{name} layer {layer}: skipped ({type(exc).__name__}: weights unavailable)")
+    weights = perceptual_weights(name)
+    if weights == "imagenet" and not in_torchvision_cache(name):
+        print(f"{name} layer {layer}: skipped (ImageNet weights not in torchvision's cache)")
         continue
+    net = load_perceptual_net(name, layer, weights)
     loss = PerceptualLoss(net)
     start = time.perf_counter()
     ratio = sensitivity(loss)
@@ -93,4 +101,5 @@ ax.set_xscale("log")
 ax.invert_yaxis()
 ax.set_xlabel("d(frame, next frame) / d(frame, 5 % brighter)   (log scale)")
 ax.set_title("How much each loss notices the lander moving")
+fig.tight_layout()
 plt.show()

@@ -65,4 +65,5 @@ coefs = pd.DataFrame(model[-1].coef_.T, index=model[-1].feature_names_in_, colum
 ax = coefs.plot.bar(figsize=(8, 3.5), rot=45)
 ax.set_ylabel("ridge coefficient")
 ax.set_title("Which embedding dimensions the position head uses")
+ax.figure.tight_layout()
 plt.show()
