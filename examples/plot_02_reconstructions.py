@@ -40,7 +40,7 @@ data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
 X = data.autoencoder.X[np.random.default_rng(0).choice(len(data.autoencoder.X), N_FRAMES, replace=False)]
 frames = data.test.X[:: max(1, len(data.test.X) // 4)][:4]
 
-common = dict(z_dim=16, max_epochs=MAX_EPOCHS, batch_size=16, validation_fraction=None,
+common = dict(z_dim=16, max_epochs=MAX_EPOCHS, batch_size=8, lr=3e-3, validation_fraction=None,
               device="cpu", random_state=0)
 autoencoders = {
     "pixel": PerceptualAETransformer(loss="pixel", **common).fit(X),
