@@ -59,7 +59,7 @@ def head_table(results, dataset, task, head):
         title = f"{dataset} classification, LogisticRegression heads (extra row, not in the paper): accuracy (%)"
     variants = [v for v in VARIANT_ORDER if v in set(rows["variant"])]
     zs = sorted(int(z) for z in rows["z_dim"].dropna().unique())
-    heading = f"### Table {number}: {title}" if number else f"### {title}"
+    heading = f"## Table {number}: {title}" if number else f"## {title}"
     lines = [heading, "", "Each cell: ours / paper (— where the paper's value is not known).", "",
              "| z | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
     table = {}
@@ -86,7 +86,7 @@ def decoder_table(results):
     """Markdown of Table VIII: L1 after pixel-loss decoder retraining, relative to the best."""
     rows = results[results["head"] == "decoder-retrain"]
     rows = rows.assign(_o=rows["variant"].map({v: i for i, v in enumerate(VARIANT_ORDER)})).sort_values("_o")
-    lines = ["### Table VIII: test reconstruction error after retraining the decoder alone with pixel MSE "
+    lines = ["## Table VIII: test reconstruction error after retraining the decoder alone with pixel MSE "
              "(encoder frozen), each variant's best AE", "",
              "| Variant | z | L1 before | L1 after retraining | relative (ours) | relative (paper) |",
              "|---|---|---|---|---|---|"]
@@ -134,7 +134,7 @@ def timing_table(results):
     """Markdown of the AE fit times and the perceptual loss's overhead."""
     aes = results.dropna(subset=["z_dim", "ae_fit_time"]).drop_duplicates(["variant", "z_dim"])
     aes = aes.assign(_o=aes["variant"].map({v: i for i, v in enumerate(VARIANT_ORDER)})).sort_values(["_o", "z_dim"])
-    lines = ["### AE fit times", "", "| Variant | z | fit time (s) | epochs | s / epoch |", "|---|---|---|---|---|"]
+    lines = ["## AE fit times", "", "| Variant | z | fit time (s) | epochs | s / epoch |", "|---|---|---|---|---|"]
     for _, r in aes.iterrows():
         lines.append(f"| {r['variant']} | {int(r['z_dim'])} | {r['ae_fit_time']:.1f} | {int(r['ae_n_epochs'])} "
                      f"| {r['ae_time_per_epoch']:.1f} |")
@@ -149,7 +149,7 @@ def timing_table(results):
 def selected_heads_table(results, task):
     """Markdown listing the chosen hyper-parameters of every head."""
     rows = results[results["head"].isin(["mlp", "linear", "logistic"])]
-    lines = ["### Selected heads", "", "| Variant | z | head | best params | validation | test |",
+    lines = ["## Selected heads", "", "| Variant | z | head | best params | validation | test |",
              "|---|---|---|---|---|---|"]
     for _, r in rows.iterrows():
         lines.append(f"| {r['variant']} | {int(r['z_dim'])} | {r['head']} | `{r['best_params']}` "
