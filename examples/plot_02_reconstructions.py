@@ -55,41 +55,7 @@ autoencoders = {
 # convolutions and the embedding layers, BatchNorm statistics included) and
 # continues training only the decoder with pixel MSE, through skorch's
 # ``partial_fit``. The embedding, ``transform``'s output, does not change.
-try:
-    from skperceptual.protocol import retrain_decoder
-except ImportError:  # a checkout without the evaluation protocol: the same in brief
-    import copy
-
-    import torch
-
-    from skperceptual._net import as_dataset
-    from skperceptual.perceptual import PixelLoss
-
-    class _Frozen(torch.nn.Module):
-        """Wrap a module so that it neither learns nor updates its BatchNorm statistics."""
-
-        def __init__(self, module):
-            super().__init__()
-            self.module = module.requires_grad_(False).eval()
-
-        def train(self, mode=True):
-            return self  # skorch calls train() every epoch: stay in eval mode
-
-        def forward(self, x):
-            return self.module(x)
-
-    def retrain_decoder(ae, X, max_epochs=50, random_state=0):
-        ae = copy.deepcopy(ae)
-        net, module = ae.net_, ae.net_.module_
-        for name in ("encoder", "fc_mu", "fc_logvar"):
-            setattr(module, name, _Frozen(getattr(module, name)))
-        net.criterion_ = PixelLoss()
-        ae.loss = "pixel"
-        net.initialize_optimizer()
-        torch.manual_seed(random_state)
-        net.partial_fit(as_dataset(X), epochs=max_epochs)
-        return ae
-
+from skperceptual.protocol import retrain_decoder
 
 retrained = {name: retrain_decoder(ae, X, max_epochs=MAX_EPOCHS, random_state=0)
              for name, ae in autoencoders.items()}
