@@ -173,18 +173,3 @@ html_sidebars = {"index": [], "getting_started": []}
 html_show_sourcelink = False
 myst_heading_anchors = 3
 suppress_warnings = ["config.cache"]
-
-
-# -- Docstring fix-ups ---------------------------------------------------------
-import re  # noqa: E402
-
-_SHAPE_WITH_ATTRIBUTE = re.compile(r"\((\w+?)_,\)")
-
-
-def _escape_shape_attributes(app, what, name, obj, options, lines):
-    """Escape ``(n_features_in_,)`` in shapes: a trailing ``_`` is a link in reST."""
-    lines[:] = [_SHAPE_WITH_ATTRIBUTE.sub(r"(\1\\_,)", line) for line in lines]
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _escape_shape_attributes)

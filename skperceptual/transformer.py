@@ -108,7 +108,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         :class:`~skperceptual._model.ConvAutoencoder`.
     n_features_in_ : int
         Number of values per input image, ``C * H * W``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame ``X``; only defined if it had string names.
     image_shape_ : tuple of int
         ``(C, H, W)`` of the images seen in ``fit``.
