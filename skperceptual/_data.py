@@ -91,10 +91,14 @@ class ValidationSplit:
         self.fraction = fraction
         self.seed = seed
 
+    def n_valid(self, n):
+        """Number of images held out of ``n``: at least one."""
+        return max(1, int(round(self.fraction * n)))
+
     def __call__(self, dataset, y=None, **fit_params):
         n = len(dataset)
         order = np.random.default_rng(self.seed).permutation(n)
-        n_valid = max(1, int(round(self.fraction * n)))
+        n_valid = self.n_valid(n)
         valid, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
         return ImageDataset(dataset.images, train), ImageDataset(dataset.images, valid)
 

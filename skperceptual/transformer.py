@@ -249,8 +249,10 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             The fitted transformer.
         """
         images = check_images(self, X, reset=True, image_shape=self.image_shape)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         validating = bool(self.validation_fraction)
-        n_train = len(images) - (max(1, round(self.validation_fraction * len(images))) if validating else 0)
+        split = ValidationSplit(self.validation_fraction, seed) if validating else None
+        n_train = len(images) - (split.n_valid(len(images)) if validating else 0)
         if n_train < 2:
             raise ValueError(
                 f"Got {len(images)} images, which leaves {n_train} for training after the "
@@ -260,7 +262,6 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if self.loss == "perceptual":
             check_perceptual_net(self.perceptual_net, self.perceptual_layer)
         device = resolve_device(self.device)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
 
         # Seeding a forked generator keeps fits reproducible without
@@ -286,7 +287,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 iterator_train__pin_memory=device.startswith("cuda"),
                 iterator_valid=batch_loader,
                 iterator_valid__pin_memory=device.startswith("cuda"),
-                train_split=ValidationSplit(self.validation_fraction, seed) if validating else None,
+                train_split=split,
                 callbacks=self._callbacks(validating),
                 device=device,
                 verbose=self.verbose,

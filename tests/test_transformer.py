@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
 from skperceptual._data import to_unit_float
-from skperceptual._net import kl_divergence
+from skperceptual._net import as_dataset, kl_divergence
 
 # Small and fast: pixel loss and a random perceptual net unless a test needs
 # the pretrained one.
@@ -93,14 +93,8 @@ def test_early_stopping_restores_the_best_epoch(images):
     ae = PerceptualAETransformer(**{**FAST, "max_epochs": 5, "lr": 3e-2}, validation_fraction=0.25, patience=2)
     ae.fit(images)
     best = min(row["valid_loss"] for row in ae.history_)
-    _, valid = ae.net_.train_split(_dataset(images))
+    _, valid = ae.net_.train_split(as_dataset(images))
     assert ae.net_.reconstruction_loss(valid) == pytest.approx(best, rel=1e-4)
-
-
-def _dataset(images):
-    from skperceptual._net import as_dataset
-
-    return as_dataset(images)
 
 
 def test_no_validation_trains_every_epoch_on_all_images(images):
