@@ -1,6 +1,7 @@
 """PerceptualAETransformer: a perceptual-loss autoencoder as a scikit-learn transformer."""
 
 import os
+import sys
 import time
 from numbers import Integral, Real
 
@@ -12,10 +13,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import EarlyStopping, ProgressBar
 
+from ._callbacks import DivergenceGuard
 from ._data import ValidationSplit, batch_loader
 from ._model import ConvAutoencoder
 from ._net import AutoencoderNet, as_dataset
-from ._validation import check_images
+from ._validation import check_device, check_images
 from .perceptual import PERCEPTUAL_NETS, PerceptualLoss, PixelLoss, check_perceptual_net, load_perceptual_net
 
 
@@ -157,7 +159,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "perceptual_weights": [str, os.PathLike, None],
         "perceptual_normalize": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        # Bounded by what torch and itertools can index with; any batch_size
+        # above the number of images trains in a single batch.
+        "batch_size": [Interval(Integral, 1, sys.maxsize, closed="both")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
@@ -215,11 +219,13 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def _criterion(self):
         if self.loss == "pixel":
             return PixelLoss()
-        net = load_perceptual_net(self.perceptual_net, self.perceptual_layer, self.perceptual_weights)
+        # int(): numpy integers from parameter grids are valid layers too.
+        net = load_perceptual_net(self.perceptual_net, int(self.perceptual_layer), self.perceptual_weights)
         return PerceptualLoss(net, normalize=self.perceptual_normalize)
 
     def _callbacks(self, validating):
-        callbacks = []
+        # A diverging fit must fail, not return NaN or exploded embeddings.
+        callbacks = [("divergence_guard", DivergenceGuard())]
         if validating and self.patience is not None:
             callbacks.append(
                 ("early_stopping", EarlyStopping(patience=self.patience, load_best=True, sink=self._log))
@@ -248,20 +254,29 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self : PerceptualAETransformer
             The fitted transformer.
         """
+        # Every check that needs no data comes first, so that bad parameters
+        # fail before the images are validated or the weights are loaded.
+        if self.loss == "perceptual":
+            check_perceptual_net(self.perceptual_net, int(self.perceptual_layer))
+        device = check_device(resolve_device(self.device), self.device)
         images = check_images(self, X, reset=True, image_shape=self.image_shape)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         validating = bool(self.validation_fraction)
         split = ValidationSplit(self.validation_fraction, seed) if validating else None
         n_train = len(images) - (split.n_valid(len(images)) if validating else 0)
         if n_train < 2:
+            if validating:
+                fix = (
+                    f"leaves {n_train} for training after the validation_fraction="
+                    f"{self.validation_fraction} hold-out. Pass more images, or "
+                    "validation_fraction=None to train on all of them"
+                )
+            else:
+                fix = "is too few. Pass at least 2 images"
             raise ValueError(
-                f"Got {len(images)} images, which leaves {n_train} for training after the "
-                f"validation_fraction={self.validation_fraction} hold-out; batch normalisation "
-                "needs at least 2. Pass more images or validation_fraction=None."
+                f"Got {len(images)} image(s), which {fix}: batch normalisation needs at "
+                "least 2 training images."
             )
-        if self.loss == "perceptual":
-            check_perceptual_net(self.perceptual_net, self.perceptual_layer)
-        device = resolve_device(self.device)
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
 
         # Seeding a forked generator keeps fits reproducible without
@@ -269,7 +284,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
             criterion = self._criterion()
-            self.net_ = AutoencoderNet(
+            net = AutoencoderNet(
                 ConvAutoencoder,
                 module__z_dim=self.z_dim,
                 module__image_size=images.shape[2:],
@@ -293,7 +308,10 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 verbose=self.verbose,
             )
             start = time.perf_counter()
-            self.net_.fit(as_dataset(images), y=None)
+            net.fit(as_dataset(images), y=None)
+            # Assigned only once training succeeded: a fit that raised (e.g.
+            # diverged) must not leave an estimator that looks fitted.
+            self.net_ = net
             self.fit_time_ = time.perf_counter() - start
 
         keys = ("epoch", "train_loss", "valid_loss", "dur")
@@ -318,7 +336,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             The embeddings. Deterministic, also for a VAE.
         """
         check_is_fitted(self)
-        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        # Fitted state only (image_shape_, net_): set_params after fit must not
+        # change how a fitted transformer reads or embeds images.
+        images = check_images(self, X, reset=False)
         return self.net_.encode(as_dataset(images))
 
     def inverse_transform(self, X):
@@ -338,12 +358,15 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=np.float32)
-        if Z.shape[1] != self.z_dim:
+        # The fitted embedding size and batch size, not the current
+        # parameters, which set_params may have changed since fit.
+        z_dim = self._n_features_out
+        if Z.shape[1] != z_dim:
             raise ValueError(
-                f"X has {Z.shape[1]} features per row, but the embedding has z_dim={self.z_dim}; "
-                "pass the output of transform()."
+                f"X has {Z.shape[1]} features per row, but the fitted embedding has "
+                f"{z_dim} (z_dim at fit time); pass the output of transform()."
             )
-        images = self.net_.decode(Z, self.batch_size)
+        images = self.net_.decode(Z, self.net_.batch_size)
         if self.image_shape_[0] == 1:
             images = images.mean(axis=1, keepdims=True)
         return images.reshape(len(images), -1) if self._flat_input else images
@@ -369,7 +392,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             Negative mean reconstruction loss.
         """
         check_is_fitted(self)
-        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        images = check_images(self, X, reset=False)
         return -self.net_.reconstruction_loss(as_dataset(images))
 
     def __sklearn_tags__(self):
