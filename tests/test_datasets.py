@@ -342,7 +342,7 @@ def test_stl10_truncated_file(tmp_path, no_network):
     _write_stl10(folder)
     with open(folder / "train_X.bin", "r+b") as f:
         f.truncate(5 * 3 * 96 * 96 - 1)
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError, match="train_X.bin holds 138239 bytes.*delete it"):
         load_stl10(data_home=tmp_path, download_if_missing=False)
 
 
