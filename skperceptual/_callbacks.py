@@ -47,7 +47,8 @@ class DivergenceGuard(Callback):
     def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None, **kwargs):
         self.batch_ = getattr(self, "batch_", 0) + 1
         problem = None
-        if loss is not None and not torch.isfinite(loss.detach()).all():
+        loss = None if loss is None else loss.detach()
+        if loss is not None and not torch.isfinite(loss).all():
             problem = f"the {'training' if training else 'validation'} loss is {float(loss)}"
         elif y_pred is not None:
             # The module returns (reconstruction, mu, logvar, ...): mu is the
