@@ -267,15 +267,15 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if n_train < 2:
             if validating:
                 fix = (
-                    f"leaves {n_train} for training after the validation_fraction="
-                    f"{self.validation_fraction} hold-out. Pass more images, or "
-                    "validation_fraction=None to train on all of them"
+                    f"the validation_fraction={self.validation_fraction} hold-out leaves "
+                    f"{n_train}. Pass more images, or validation_fraction=None to train "
+                    "on all of them."
                 )
             else:
-                fix = "is too few. Pass at least 2 images"
+                fix = "pass at least 2 images."
             raise ValueError(
-                f"Got {len(images)} image(s), which {fix}: batch normalisation needs at "
-                "least 2 training images."
+                f"Got {len(images)} image(s); batch normalisation needs at least 2 for "
+                f"training, and {fix}"
             )
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
 
@@ -363,8 +363,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         z_dim = self._n_features_out
         if Z.shape[1] != z_dim:
             raise ValueError(
-                f"X has {Z.shape[1]} features per row, but the fitted embedding has "
-                f"{z_dim} (z_dim at fit time); pass the output of transform()."
+                f"X has {Z.shape[1]} features per row, but the embedding was fitted with "
+                f"z_dim={z_dim}; pass the output of transform()."
             )
         images = self.net_.decode(Z, self.net_.batch_size)
         if self.image_shape_[0] == 1:

@@ -108,13 +108,13 @@ def test_one_image_without_validation(X, no_work):
     with pytest.raises(ValueError) as info:
         PerceptualAETransformer(**QUICK).fit(X[:1])
     message = str(info.value)
-    assert "Got 1 image" in message and "at least 2 images" in message
+    assert "Got 1 image" in message and "pass at least 2 images" in message
     assert "validation_fraction" not in message
 
 
 def test_too_few_after_hold_out(X, no_work):
     # [clear] with a hold-out, the fix is to turn it off.
-    with pytest.raises(ValueError, match=r"leaves 1 for training.*validation_fraction=None"):
+    with pytest.raises(ValueError, match=r"hold-out leaves 1. Pass more images, or validation_fraction=None"):
         PerceptualAETransformer(**{**QUICK, "validation_fraction": 0.5}).fit(X[:2])
 
 
@@ -168,7 +168,7 @@ def test_set_params_after_fit_keeps_fitted_behaviour(X):
     np.testing.assert_array_equal(est.transform(flat), Z)
     np.testing.assert_array_equal(est.inverse_transform(Z), images)
     assert np.isfinite(est.score(flat))
-    with pytest.raises(ValueError, match=r"fitted embedding has 4 \(z_dim at fit time\)"):
+    with pytest.raises(ValueError, match=r"has 9 features per row, but the embedding was fitted with z_dim=4"):
         est.inverse_transform(np.zeros((2, 9), np.float32))
 
 
