@@ -479,12 +479,13 @@ def learning_curve_figure(csv_path, results, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     curve = _read_csv(csv_path, _LEARNING_CURVE_COLUMNS)
     dataset, task = str(results["dataset"].iloc[0]), str(results["task"].iloc[0])
     scale = 1.0 if task == "positioning" else 100.0
     zs = sorted(int(z) for z in curve["z_dim"].dropna().unique())
-    fig, axes = plt.subplots(1, max(len(zs), 1), figsize=(5.5 * max(len(zs), 1), 4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, max(len(zs), 1), figsize=(5 * max(len(zs), 1) + 2.2, 4.2), squeeze=False, sharey=True)
     base = results[results["head"] == "mean-position"]
     for ax, z in zip(axes[0], zs):
         part = curve[curve["z_dim"] == z]
@@ -510,11 +511,15 @@ def learning_curve_figure(csv_path, results, path):
         ax.set_xscale("log")
         if task == "positioning":
             ax.set_yscale("log")
+            # Plain numbers (2, 5, 10 px), not powers of ten, on the log axis.
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(ScalarFormatter())
+            ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_xlabel("images the autoencoder has seen")
         ax.set_title(f"z = {z}", fontsize=9)
         ax.grid(True, which="both", alpha=0.2)
     axes[0, 0].set_ylabel("test error (px, log scale)" if task == "positioning" else "test accuracy (%)")
-    axes[0, -1].legend(fontsize=7, loc="best")
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.suptitle(f"{dataset}: head test metric vs autoencoder training (95% bootstrap CI shaded)", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
