@@ -360,10 +360,8 @@ def _figure_rows(results, out_dir):
             with _npz(out_dir, r["retrained_file"]) as f:
                 retrained.append((f"{r['variant']} z={int(r['z_dim'])}\nretrained decoder", f["recon_after"]))
     rows += retrained
-    positions = None
-    if y_test is not None and y_test.ndim == 2 and y_test.shape[1] == 2:
-        positions = y_test[index]
-    return [("original", frames)] + rows, positions
+    targets = None if y_test is None else y_test[index]
+    return [("original", frames)] + rows, targets
 
 
 def figure6(results, out_dir, path, crop_size=16):
@@ -385,7 +383,8 @@ def figure6(results, out_dir, path, crop_size=16):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    blocks, positions = _figure_rows(results, out_dir)
+    blocks, targets = _figure_rows(results, out_dir)
+    positions = targets if targets is not None and targets.ndim == 2 and targets.shape[1] == 2 else None
     originals = blocks[0][1]
     n = len(originals) if originals is not None else 0
     per_block = 2 if positions is not None else 1
@@ -407,6 +406,8 @@ def figure6(results, out_dir, path, crop_size=16):
             if positions is None:
                 if b:
                     ax_full.set_xlabel(f"L1 {np.abs(image - original).mean():.4f}", fontsize=6, labelpad=1)
+                elif targets is not None:
+                    ax_full.set_xlabel(f"class {targets[col]}", fontsize=6, labelpad=1)
                 continue
             x, y = positions[col]
             col0, row0 = int(round(float(x))) - half, int(round(float(y))) - half
