@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import EarlyStopping, ProgressBar
 
-from ._callbacks import DivergenceGuard
+from .callbacks import DivergenceGuard
 from ._data import ValidationSplit, batch_loader
 from ._model import ConvAutoencoder
 from ._net import AutoencoderNet, as_dataset
@@ -102,6 +102,12 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         channels-last (NHWC) memory format. Faster on CPUs (oneDNN) and on
         tensor-core GPUs; the results are the same up to float rounding.
         See docs/benchmarks.md for the measurements behind the default.
+    callbacks : list of skorch.callbacks.Callback or (name, Callback) or None, default=None
+        Extra skorch callbacks for the training loop, run after the
+        built-in ones (divergence checks, early stopping, progress bar),
+        e.g. :class:`~skperceptual.callbacks.EmbeddingCheckpoints` for a
+        learning curve. Instances are used as given, so their fitted state
+        is readable after ``fit``.
 
     Attributes
     ----------
@@ -171,6 +177,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "image_shape": [tuple, list, None],
         "precision": [StrOptions({"fp32", "bf16", "fp16"})],
         "channels_last": ["boolean"],
+        "callbacks": [list, None],
     }
 
     def __init__(
@@ -195,6 +202,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         image_shape=None,
         precision="fp32",
         channels_last=True,
+        callbacks=None,
     ):
         self.z_dim = z_dim
         self.variational = variational
@@ -215,6 +223,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.image_shape = image_shape
         self.precision = precision
         self.channels_last = channels_last
+        self.callbacks = callbacks
 
     def _criterion(self):
         if self.loss == "pixel":
@@ -232,6 +241,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             )
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
+        # The user's callbacks run after ours, so they see a checked batch.
+        for i, callback in enumerate(self.callbacks or ()):
+            callbacks.append(callback if isinstance(callback, tuple) else (f"callback_{i}", callback))
         return callbacks
 
     def _log(self, message):

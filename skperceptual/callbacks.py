@@ -1,6 +1,8 @@
-"""skorch callbacks that stop a training run which has gone numerically wrong."""
+"""skorch callbacks of the estimator: divergence checks and learning-curve checkpoints."""
 
 import math
+
+import numpy as np
 
 import torch
 from skorch.callbacks import Callback
@@ -71,3 +73,69 @@ class DivergenceGuard(Callback):
             "that perceptual_weights holds finite, trained weights (a corrupt or "
             "NaN-filled file poisons the loss)."
         )
+
+
+class EmbeddingCheckpoints(Callback):
+    """Embed fixed image sets at chosen points of training, for learning curves.
+
+    After the training batch at which the number of training images seen
+    first reaches each value of ``at``, every image set in ``images`` is
+    embedded (the embedding means, as ``transform`` returns them) with the
+    autoencoder as it is at that moment. Training then goes on unchanged:
+    embedding runs in evaluation mode without gradients and draws no random
+    numbers, and skorch puts the module back into training mode before the
+    next step.
+
+    Parameters
+    ----------
+    images : dict of str to array-like of shape (n_samples, C, H, W)
+        The image sets to embed, e.g. ``{"predictor": X_pred, "test": X_test}``,
+        in the layout and dtype given to ``fit``.
+    at : sequence of int
+        Numbers of training images seen (counting repeats over epochs) at
+        which to embed. Values past the end of training are never reached.
+
+    Attributes
+    ----------
+    checkpoints_ : list of (int, dict)
+        One ``(n_images_seen, {name: embeddings})`` pair per checkpoint
+        reached, in training order; the embeddings are float32 arrays of
+        shape (n_samples, z_dim).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skperceptual import PerceptualAETransformer
+    >>> from skperceptual.callbacks import EmbeddingCheckpoints
+    >>> X = np.random.default_rng(0).integers(0, 256, (16, 3, 64, 64), dtype=np.uint8)
+    >>> curve = EmbeddingCheckpoints({"train": X[:4]}, at=[8, 16, 32])
+    >>> ae = PerceptualAETransformer(z_dim=4, loss="pixel", max_epochs=2, batch_size=8,
+    ...                              validation_fraction=None, callbacks=[("curve", curve)],
+    ...                              random_state=0).fit(X)
+    >>> [(n, z["train"].shape) for n, z in curve.checkpoints_]
+    [(8, (4, 4)), (16, (4, 4)), (32, (4, 4))]
+    """
+
+    def __init__(self, images, at):
+        self.images = images
+        self.at = at
+
+    def initialize(self):
+        self.checkpoints_ = []
+        self.n_seen_ = 0
+        self._pending = sorted(int(n) for n in self.at)
+        return self
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        self.n_seen_ += len(batch[0])
+        if not self._pending or self.n_seen_ < self._pending[0]:
+            return
+        # One snapshot serves every checkpoint this batch reached.
+        while self._pending and self.n_seen_ >= self._pending[0]:
+            self._pending.pop(0)
+        from ._net import as_dataset
+
+        embeddings = {name: net.encode(as_dataset(np.asarray(X))) for name, X in self.images.items()}
+        self.checkpoints_.append((self.n_seen_, embeddings))
