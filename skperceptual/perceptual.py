@@ -97,7 +97,7 @@ def _truncated_features(name, layer):
     return features
 
 
-def feature_entries(state_dict, name, layer, source):
+def _feature_entries(state_dict, name, layer, source):
     """Return the entries of ``state_dict`` that ``name`` cut at ``layer`` needs.
 
     Keys are returned as in the truncated stack (``"0.weight"``); the state
@@ -127,7 +127,7 @@ def feature_entries(state_dict, name, layer, source):
     >>> import torch
     >>> state = {"features.0.weight": torch.zeros(64, 3, 11, 11),
     ...          "features.0.bias": torch.zeros(64)}
-    >>> sorted(feature_entries(state, "alexnet", 2, "a test"))
+    >>> sorted(_feature_entries(state, "alexnet", 2, "a test"))
     ['0.bias', '0.weight']
     """
     stack, _ = _FEATURE_STACKS[name]
@@ -223,7 +223,7 @@ def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
         else:
             state_dict, source = read_state_dict(weights), f"file {os.fspath(weights)!r}"
         # Checked before the network is built, so a bad file costs nothing.
-        entries = feature_entries(state_dict, name, layer, source)
+        entries = _feature_entries(state_dict, name, layer, source)
     features = _truncated_features(name, layer)
     if weights is not None:
         features.load_state_dict(entries)

