@@ -221,7 +221,8 @@ def weights_source(name="alexnet", data_home=None):
     registered = registered_path(name, data_home)
     if registered.is_file():
         return registered, f"registered, from {_registered_origin(registered)}"
-    return None, "not available offline: run `skperceptual weights fetch`"
+    net = "" if name == "alexnet" else f" --net {name}"
+    return None, f"not available offline: run `skperceptual weights fetch{net}`"
 
 
 def _registered_origin(path):
