@@ -270,7 +270,7 @@ def imagenet_state_dict(name="alexnet", data_home=None, progress=False, report=N
     --------
     >>> state_dict, source = imagenet_state_dict("alexnet")  # doctest: +SKIP
     >>> source  # doctest: +SKIP
-    'torchvision cache (/root/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth)'
+    'torchvision cache /root/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth'
     """
     check_perceptual_net(name)
     report = report or (lambda line: None)
