@@ -9,6 +9,8 @@ that ``skperceptual --help`` starts fast.
 import argparse
 import sys
 
+from . import __version__
+
 
 def _add_data_parser(subparsers):
     data = subparsers.add_parser(
@@ -62,11 +64,15 @@ def _build_parser():
         prog="skperceptual",
         description="Perceptual-loss autoencoders (Pihlgren et al., IJCNN 2020).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_data_parser(subparsers)
     from .protocol._cli import add_subcommands
 
     add_subcommands(subparsers)
+    from ._weights_cli import add_weights_parser
+
+    add_weights_parser(subparsers)
     return parser
 
 
