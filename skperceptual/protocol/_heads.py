@@ -3,49 +3,13 @@
 import time
 
 import numpy as np
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
 from sklearn.model_selection import GridSearchCV, PredefinedSplit
-from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._config import DEFAULTS
 from ._metrics import scoring_for, test_metric
-
-#: Head names tuned per task for each family in ``heads.kinds``.
-FAMILIES = {
-    "positioning": {"mlp": ["mlp"], "linear": ["linear"]},
-    "classification": {"mlp": ["mlp"], "linear": ["linear", "logistic"]},
-}
-
-
-def mlp_architectures(layer_sizes=(32, 64, 128), max_layers=2):
-    """Hidden-layer tuples of the paper's MLP heads.
-
-    Every 1-layer network, and every 2-layer network whose second layer is no
-    larger than its first, with sizes from ``layer_sizes``.
-
-    Parameters
-    ----------
-    layer_sizes : sequence of int, default=(32, 64, 128)
-    max_layers : {1, 2}, default=2
-
-    Returns
-    -------
-    architectures : list of tuple of int
-
-    Examples
-    --------
-    >>> mlp_architectures((32, 64))
-    [(32,), (64,), (32, 32), (64, 32), (64, 64)]
-    """
-    sizes = sorted(int(s) for s in layer_sizes)
-    archs = [(s,) for s in sizes]
-    if max_layers >= 2:
-        archs += [(a, b) for a in sizes for b in sizes if b <= a]
-    return archs
-
+from ._registry import HEADS
 
 def _heads_config(config):
     heads = dict(DEFAULTS["heads"])
@@ -84,38 +48,14 @@ def head_search_space(task, kind, config=None, random_state=0):
     (9, ['relu', 'logistic'])
     """
     h = _heads_config(config)
-    if task not in FAMILIES:
-        raise ValueError(f"Unknown task {task!r}; expected one of {list(FAMILIES)}")
-    if kind == "mlp":
-        common = dict(
-            early_stopping=True,
-            validation_fraction=h["early_stopping_fraction"],
-            n_iter_no_change=h["n_iter_no_change"],
-            max_iter=h["max_iter"],
-            random_state=random_state,
-        )
-        grid = {
-            "hidden_layer_sizes": mlp_architectures(h["layer_sizes"], h["max_layers"]),
-            "activation": list(h["activations"]),
-        }
-        if task == "positioning":
-            # Standardising the pixel targets too keeps the MLP's identity
-            # output well scaled (an affine map, undone on predict); Adam
-            # with unscaled targets in [0, 64) converges much more slowly.
-            head = TransformedTargetRegressor(regressor=MLPRegressor(**common), transformer=StandardScaler())
-            prefix = "head__regressor__"
-        else:
-            head, prefix = MLPClassifier(**common), "head__"
-    elif kind == "linear":
-        head = Ridge() if task == "positioning" else RidgeClassifier()
-        prefix, grid = "head__", {"alpha": list(h["alphas"])}
-    elif kind == "logistic" and task == "classification":
-        head, prefix = LogisticRegression(max_iter=h["max_iter"]), "head__"
-        grid = {"C": list(h["logistic_C"])}
-    else:
-        raise ValueError(f"Unknown head {kind!r} for task {task!r}")
+    if task not in ("positioning", "classification"):
+        raise ValueError(f"Unknown task {task!r}; expected 'positioning' or 'classification'")
+    if kind not in HEADS or task not in HEADS[kind].tasks:
+        valid = [name for name, head in HEADS.items() if task in head.tasks]
+        raise ValueError(f"Unknown head {kind!r} for task {task!r}; valid: {valid}")
+    head, grid = HEADS[kind].build(task, h, random_state)
     pipeline = Pipeline([("scale", StandardScaler()), ("head", head)])
-    return pipeline, {prefix + k: v for k, v in grid.items()}
+    return pipeline, {"head__" + k: v for k, v in grid.items()}
 
 
 def _n_iter(estimator):

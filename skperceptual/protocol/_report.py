@@ -13,6 +13,7 @@ from .._atomic import atomic_path
 from ._config import VARIANTS
 from ._metrics import relative_to_best
 from ._paper import PERCEPTUAL_OVERHEAD, TABLES, paper_value
+from ._registry import HEADS
 
 VARIANT_ORDER = list(VARIANTS)
 _DASH = "—"
@@ -54,7 +55,7 @@ def head_table(results, dataset, task, head):
     markdown : str
     """
     rows = results[results["head"] == head]
-    number, title = TABLES.get((dataset, head), (None, f"{dataset} {task}, {head} heads"))
+    number, title = TABLES.get((dataset, HEADS[head].table), (None, f"{dataset} {task}, {head} heads"))
     if head == "logistic":
         title = f"{dataset} classification, LogisticRegression heads (extra row, not in the paper): accuracy (%)"
     variants = [v for v in VARIANT_ORDER if v in set(rows["variant"])]
@@ -148,7 +149,7 @@ def timing_table(results):
 
 def selected_heads_table(results, task):
     """Markdown listing the chosen hyper-parameters of every head."""
-    rows = results[results["head"].isin(["mlp", "linear", "logistic"])]
+    rows = results[results["head"].isin(list(HEADS))]
     lines = ["## Selected heads", "", "| Variant | z | head | best params | validation | test |",
              "|---|---|---|---|---|---|"]
     for _, r in rows.iterrows():
@@ -163,7 +164,7 @@ def render_tables(results, dataset, task, config=None):
     parts = [f"# {dataset}: results of the perceptual-loss protocol", "",
              f"Task: {task}; metric: {unit}. Profile: {(config or {}).get('profile', '?')}, "
              f"run key {(config or {}).get('run_key', '?')}.", ""]
-    for head in ("mlp", "linear", "logistic"):
+    for head in HEADS:
         if (results["head"] == head).any():
             parts += [head_table(results, dataset, task, head), ""]
     if (results["head"] == "decoder-retrain").any():
