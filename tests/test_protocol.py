@@ -294,3 +294,20 @@ def test_classification_tables_and_cli(tmp_path, monkeypatch):
     text = (tmp_path / "tables.md").read_text()
     assert "Table IV" in text and "Table VII" in text and "Table VIII" in text
     assert "82.7" in text and "71.2" in text and "LogisticRegression" in text
+
+
+@pytest.mark.slow
+def test_paper_profile_scaled_down_end_to_end(tmp_path, alexnet_weights):
+    """The paper profile itself (validation split, early stopping, all variants), made tiny."""
+    assert cli_main([
+        "experiment", "--dataset", "lunarlander", "--profile", "paper", "--out", str(tmp_path), "--quiet",
+        "--set", "data.loader.lunarlander.n_rollouts=20", "--set", "ae.max_epochs=1",
+        "--set", f"ae.perceptual_weights='{alexnet_weights}'", "--set", "ae.device=cpu", "--set", "ae.z_dims=[4]",
+        "--set", "ae.batch_size=32", "--set", "data.n_autoencoder=64", "--set", "data.n_predictor=60",
+        "--set", "data.n_test=30", "--set", "heads.layer_sizes=[8]", "--set", "heads.max_layers=1",
+        "--set", "heads.activations=['relu']", "--set", "heads.max_iter=50", "--set", "decoder.max_epochs=1",
+    ]) == 0
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert len(df) == 4 * 2 + 1 + 4
+    assert (df["ae_validation_fraction"].dropna() == 0.2).all() and (df["ae_patience"].dropna() == 10).all()
+    assert "Table II" in (tmp_path / "tables.md").read_text()
