@@ -11,6 +11,7 @@ from ._config import DEFAULTS
 from ._metrics import scoring_for, test_metric
 from ._registry import HEADS
 
+
 def _heads_config(config):
     heads = dict(DEFAULTS["heads"])
     if config is not None:

@@ -167,36 +167,40 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     validate_config(config)
     _check_run_options(n_jobs, config, bunch)
     log = _Log(verbose)
-    key = run_key(config)
     if out_dir is None:
         dataset = bunch.get("name", config["dataset"]) if bunch is not None else config["dataset"]
-        out_dir = Path("runs") / f"{dataset}-{config['profile']}-{key[:8]}"
+        out_dir = Path("runs") / f"{dataset}-{config['profile']}-{run_key(config)[:8]}"
     out = Path(out_dir)
     with RunLock(out):
-        if bunch is None:
-            bunch = load_dataset(config["dataset"], **config["data"]["loader"].get(config["dataset"], {}))
-        data = prepare_data(bunch, config)
-        write_json(out / "config.json", {**config, "run_key": key, "data_fingerprint": data.fingerprint,
-                                         "task": data.task, "dataset": data.dataset})
+        return _run_locked(bunch, config, out, log, on_unit_done, report,
+                           dict(n_jobs=n_jobs, backend=backend, backend_kwargs=backend_kwargs))
 
-        def progress(unit, n_done, n_todo):
-            log.unit(unit, n_done, n_todo)
-            if on_unit_done is not None:
-                on_unit_done(unit, n_done, n_todo)
 
-        run = _run_context(config, data, out, log, progress, dict(n_jobs=n_jobs, backend=backend,
-                                                                 backend_kwargs=backend_kwargs))
-        ae_units = fit_autoencoders(run)
-        head_units = search_heads(run, ae_units)
-        decoder_units = retrain_decoders(run, ae_units, head_units)
-        rows = [u.record for u in head_units] + _baseline_rows(data) + [u.record for u in decoder_units]
-        results = write_results(rows, out / "results.csv")
-        log(f"wrote {out / 'results.csv'} ({len(results)} rows)")
-        if report:
-            from ._report import render_report
+def _run_locked(bunch, config, out, log, on_unit_done, report, options):
+    """The body of :func:`run_protocol`, once the run directory is held."""
+    if bunch is None:
+        bunch = load_dataset(config["dataset"], **config["data"]["loader"].get(config["dataset"], {}))
+    data = prepare_data(bunch, config)
+    write_json(out / "config.json", {**config, "run_key": run_key(config), "data_fingerprint": data.fingerprint,
+                                     "task": data.task, "dataset": data.dataset})
 
-            render_report(out)
-            log(f"wrote {out / 'tables.md'}, figure6.png, embeddings.png")
+    def progress(unit, n_done, n_todo):
+        log.unit(unit, n_done, n_todo)
+        if on_unit_done is not None:
+            on_unit_done(unit, n_done, n_todo)
+
+    run = _run_context(config, data, out, log, progress, options)
+    ae_units = fit_autoencoders(run)
+    head_units = search_heads(run, ae_units)
+    decoder_units = retrain_decoders(run, ae_units, head_units)
+    rows = [u.record for u in head_units] + _baseline_rows(data) + [u.record for u in decoder_units]
+    results = write_results(rows, out / "results.csv")
+    log(f"wrote {out / 'results.csv'} ({len(results)} rows)")
+    if report:
+        from ._report import render_report
+
+        render_report(out)
+        log(f"wrote {out / 'tables.md'}, figure6.png, embeddings.png")
     return results
 
 
