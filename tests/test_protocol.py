@@ -18,7 +18,7 @@ from skperceptual.__main__ import main as cli_main
 from skperceptual.protocol import load_profile, render_report, run_protocol, search_head
 from skperceptual.protocol import _runner
 from skperceptual.protocol._config import ae_params, parse_overrides
-from skperceptual.protocol._heads import head_search_space, predefined_split
+from skperceptual.protocol._heads import head_search_space, head_split
 from skperceptual.protocol._metrics import (
     accuracy,
     euclidean_scorer,
@@ -117,13 +117,12 @@ def test_linear_heads():
         head_search_space("positioning", "logistic")
 
 
-def test_predefined_split_is_80_20():
-    cv = predefined_split(100, 0.2, random_state=0)
-    (train, valid), = list(cv.split())
+def test_head_split_is_80_20():
+    (train, valid), = head_split(100, 0.2, random_state=0)
     assert len(train) == 80 and len(valid) == 20 and not set(train) & set(valid)
     # With rollout ids, whole rollouts go to one side.
     groups = np.repeat(np.arange(10), 10)
-    (train, valid), = list(predefined_split(100, 0.2, random_state=0, groups=groups).split())
+    (train, valid), = head_split(100, 0.2, random_state=0, groups=groups)
     assert len(valid) == 20 and not set(groups[train]) & set(groups[valid])
 
 
@@ -202,7 +201,7 @@ def test_smoke_end_to_end(smoke_run):
     assert set(df["head"]) == {"mlp", "linear", "mean-position", "decoder-retrain"}
     heads = df[df["head"].isin(["mlp", "linear"])]
     assert heads["test_metric"].notna().all() and heads["ae_fit_time"].gt(0).all()
-    assert (heads["head_split"] == "by-group").all()
+    assert (heads["head_split"] == "GroupShuffleSplit").all()
     text = (out / "tables.md").read_text()
     for table in ("Table II", "Table V", "Table VIII"):
         assert table in text

@@ -3,7 +3,7 @@
 import time
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV, PredefinedSplit
+from sklearn.model_selection import GridSearchCV, GroupShuffleSplit, ShuffleSplit
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -65,7 +65,7 @@ def _n_iter(estimator):
     return None if n_iter is None else int(np.max(n_iter))
 
 
-def predefined_split(n_samples, validation_fraction=0.2, random_state=0, groups=None):
+def head_split(n_samples, validation_fraction=0.2, random_state=0, groups=None):
     """The paper's single 80% train / 20% validation split of the predictor set.
 
     Parameters
@@ -75,39 +75,35 @@ def predefined_split(n_samples, validation_fraction=0.2, random_state=0, groups=
     random_state : int, default=0
     groups : array-like of shape (n_samples,), default=None
         Group of each sample, e.g. LunarLander rollout ids. When given (with
-        at least 2 groups), whole groups go to one side, so that validation
-        frames are not near-duplicates of training frames from the same
-        rollout; otherwise samples are split at random.
+        at least 2 groups), :class:`~sklearn.model_selection.GroupShuffleSplit`
+        puts whole groups on one side, so that validation frames are not
+        near-duplicates of training frames from the same rollout; otherwise
+        :class:`~sklearn.model_selection.ShuffleSplit` splits samples at random.
 
     Returns
     -------
-    cv : sklearn.model_selection.PredefinedSplit
-        One split: ``test_fold`` is 0 for validation rows, -1 for training rows.
+    cv : list of one (train, validation) pair of index arrays
+        The splitter's one split, as ``GridSearchCV``'s ``cv``.
 
     Examples
     --------
-    >>> cv = predefined_split(10, 0.2, groups=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
-    >>> (train, valid), = cv.split()
+    >>> cv = head_split(10, 0.2, groups=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    >>> (train, valid), = cv
     >>> len(train), len(valid)
     (8, 2)
     """
-    rng = np.random.default_rng(random_state)
-    test_fold = np.full(n_samples, -1)
-    unique = None if groups is None else np.unique(groups)
-    if unique is not None and len(unique) >= 2:
-        n_valid = min(len(unique) - 1, max(1, int(round(validation_fraction * len(unique)))))
-        test_fold[np.isin(groups, rng.permutation(unique)[:n_valid])] = 0
-    else:
-        n_valid = max(1, int(round(validation_fraction * n_samples)))
-        test_fold[rng.permutation(n_samples)[:n_valid]] = 0
-    return PredefinedSplit(test_fold)
+    X = np.zeros((n_samples, 1))
+    if groups is not None and len(np.unique(groups)) >= 2:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=validation_fraction, random_state=random_state)
+        return list(splitter.split(X, groups=groups))
+    return list(ShuffleSplit(n_splits=1, test_size=validation_fraction, random_state=random_state).split(X))
 
 
 def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, random_state=0, n_jobs=None,
                 groups=None):
     """Tune one head on the predictor set and score the chosen one on the test set.
 
-    The grid is searched on a :func:`predefined_split` of ``(Z_train,
+    The grid is searched on a :func:`head_split` of ``(Z_train,
     y_train)``; the best candidate by validation score is refitted once on
     the whole predictor set (``refit=True``) and scored once on the test set.
 
@@ -125,7 +121,7 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
         Passed to ``GridSearchCV``.
     groups : array-like, default=None
         Groups of the predictor samples (LunarLander rollouts) for
-        :func:`predefined_split`.
+        :func:`head_split`.
 
     Returns
     -------
@@ -143,7 +139,7 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
         pipeline,
         grid,
         scoring=scoring_for(task),
-        cv=predefined_split(len(Z_train), h["validation_fraction"], random_state, groups),
+        cv=head_split(len(Z_train), h["validation_fraction"], random_state, groups),
         refit=True,
         n_jobs=n_jobs,
         error_score="raise",

@@ -2,6 +2,7 @@
 
 import numpy as np
 from sklearn.metrics import accuracy_score, make_scorer
+from sklearn.metrics.pairwise import paired_euclidean_distances
 
 
 def mean_euclidean_distance(y_true, y_pred):
@@ -26,7 +27,7 @@ def mean_euclidean_distance(y_true, y_pred):
     y_pred = np.asarray(y_pred, dtype=np.float64)
     if y_true.ndim == 1:
         y_true, y_pred = y_true[:, None], y_pred[:, None]
-    return float(np.mean(np.linalg.norm(y_true - y_pred, axis=1)))
+    return float(np.mean(paired_euclidean_distances(y_true, y_pred)))
 
 
 #: GridSearchCV scorer for positioning: the negated mean Euclidean distance,

@@ -211,7 +211,7 @@ def _run_context(config, data, out, log, progress, options):
     dataset = DATASETS.get(data.dataset)
     return Bunch(config=config, data=data, out=out, units_dir=out / "units", log=log, progress=progress,
                  options=options, groups=None if groups is None else np.asarray(groups),
-                 head_split="random" if groups is None else "by-group",
+                 head_split="ShuffleSplit" if groups is None else "GroupShuffleSplit",
                  metric=dataset.metric if dataset else TASK_METRICS[data.task])
 
 
