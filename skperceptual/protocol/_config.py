@@ -102,15 +102,16 @@ def _estimator_params():
 
 def _merge(base, update, where=""):
     out = copy.deepcopy(base)
+    # The ae section takes estimator parameters (checked against the
+    # estimator in validate_config) and data.loader any loader argument.
+    free_form = where in ("ae.", "data.loader.") or where.startswith("data.loader.")
     for key, value in update.items():
-        if where == "ae." and key not in out:
-            out[key] = value  # checked against the estimator in validate_config
-        elif key not in out:
+        if key not in out and not free_form:
             raise KeyError(f"Unknown profile key {where + key!r}; valid keys: {sorted(out)}")
-        elif isinstance(out[key], dict) and key != "loader":
-            if not isinstance(value, dict):
-                raise TypeError(f"Profile key {where + key!r} is a section; got {value!r}")
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
             out[key] = _merge(out[key], value, where + key + ".")
+        elif isinstance(out.get(key), dict) and key != "z_dims":
+            raise TypeError(f"Profile key {where + key!r} is a section; got {value!r}")
         else:
             out[key] = value
     return out
