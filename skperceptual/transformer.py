@@ -8,13 +8,14 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import EarlyStopping, ProgressBar
 
 from .callbacks import DivergenceGuard
 from ._data import ValidationSplit, batch_loader
+from ._frozen import FrozenModule
 from ._model import ConvAutoencoder
 from ._net import AutoencoderNet, as_dataset
 from ._validation import check_device, check_images
@@ -332,6 +333,111 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.image_shape_ = tuple(images.shape[1:])
         self._flat_input = np.ndim(X) == 2
         self._n_features_out = self.z_dim
+        return self
+
+    #: The parts of the module that :meth:`fit_decoder` keeps frozen.
+    _ENCODER_PARTS = ("encoder", "fc_mu", "fc_logvar")
+
+    def fit_decoder(self, X, y=None, *, max_epochs=50, lr=1e-3, patience=10, random_state=0):
+        """Retrain the decoder alone on pixel MSE, with the encoder frozen.
+
+        This is the paper's Table VIII test of how much pixel information an
+        embedding kept: the embedding (``transform``'s output) stays bit for
+        bit the one that was evaluated, and only the decoder learns to
+        reconstruct pixels from it, from the mean embedding (no sampling, no
+        KL term, also for a VAE). Adam starts afresh with ``lr``; the
+        validation split and early stopping are those of ``fit``, with
+        ``patience``. Afterwards the net trains on its own loss again, so
+        ``get_params()`` still describes the encoder.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, C, H, W) or (n_samples, C*H*W)
+            Images of the fitted shape, uint8 in [0, 255] or floating in [0, 1],
+            usually those ``fit`` saw.
+        y : None
+            Ignored; present for API consistency.
+        max_epochs : int, default=50
+            Upper bound on retraining epochs.
+        lr : float, default=1e-3
+            Adam's learning rate for the decoder.
+        patience : int or None, default=10
+            Early-stopping patience; applies only if the transformer validates
+            (``validation_fraction`` and ``patience`` set).
+        random_state : int, RandomState instance or None, default=0
+            Seeds the shuffling. An int seeds torch directly, so CPU runs are
+            bit-reproducible.
+
+        Returns
+        -------
+        self : PerceptualAETransformer
+            With its decoder retrained.
+
+        Attributes
+        ----------
+        decoder_history_ : list of dict
+            Per retraining epoch: ``epoch``, ``train_loss``, ``valid_loss`` (if
+            validating) and ``dur``.
+        decoder_loss_ : float
+            Pixel MSE of the last retraining epoch (validation loss when
+            validating, else training loss).
+        decoder_fit_time_ : float
+            Wall-clock seconds spent retraining.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).integers(0, 256, (8, 3, 64, 64), dtype=np.uint8)
+        >>> ae = PerceptualAETransformer(z_dim=4, max_epochs=1, perceptual_weights=None,
+        ...                              validation_fraction=None, random_state=0).fit(X)
+        >>> Z = ae.transform(X)
+        >>> np.array_equal(ae.fit_decoder(X, max_epochs=1).transform(X), Z)
+        True
+        """
+        check_is_fitted(self)
+        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        check_scalar(max_epochs, "max_epochs", Integral, min_val=1)
+        check_scalar(lr, "lr", Real, min_val=0, include_boundaries="neither")
+        if patience is not None:
+            check_scalar(patience, "patience", Integral, min_val=1)
+        if len(images) < 2:
+            raise ValueError(f"Got {len(images)} images; batch normalisation needs at least 2.")
+        if isinstance(random_state, Integral):
+            seed = int(random_state)
+        else:
+            seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+        net, module = self.net_, self.net_.module_
+        early_stopping = dict(net.callbacks_).get("early_stopping")
+        restore = {"lr": net.lr, "criterion": net.criterion_}
+        retrain = {"lr": lr, "criterion": PixelLoss()}
+        if early_stopping is not None and patience is not None:
+            restore["callbacks__early_stopping__patience"] = early_stopping.patience
+            retrain["callbacks__early_stopping__patience"] = patience
+        for name in self._ENCODER_PARTS:
+            setattr(module, name, FrozenModule(getattr(module, name)))
+        # The decoder learns from the mean embedding, without the KL term.
+        variational, module.variational = module.variational, False
+        # A new criterion also gives a fresh Adam: the first training's
+        # moments belong to another loss.
+        net.set_params(**retrain)
+        n_before = len(net.history)
+        device = resolve_device(self.device)
+        try:
+            with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
+                torch.manual_seed(seed)
+                start = time.perf_counter()
+                net.partial_fit(as_dataset(images), y=None, epochs=max_epochs)
+                self.decoder_fit_time_ = time.perf_counter() - start
+        finally:
+            for name in self._ENCODER_PARTS:
+                setattr(module, name, getattr(module, name).unwrap())
+            module.variational = variational
+            net.set_params(**restore)
+        keys = ("epoch", "train_loss", "valid_loss", "dur")
+        self.decoder_history_ = [{k: row[k] for k in keys if k in row} for row in net.history[n_before:]]
+        last = self.decoder_history_[-1]
+        self.decoder_loss_ = float(last.get("valid_loss", last["train_loss"]))
         return self
 
     def transform(self, X):

@@ -20,6 +20,7 @@ from ._paper import (
     paper_relative_reconstruction,
     paper_value,
 )
+from ._registry import HEADS
 
 VARIANT_ORDER = list(VARIANTS)
 _DASH = "—"
@@ -100,7 +101,7 @@ def head_table(results, dataset, task, head):
     markdown : str
     """
     rows = results[results["head"] == head]
-    number, title = TABLES.get((dataset, head), (None, f"{dataset} {task}, {head} heads"))
+    number, title = TABLES.get((dataset, HEADS[head].table), (None, f"{dataset} {task}, {head} heads"))
     if head == "logistic":
         title = f"{dataset} classification, LogisticRegression heads (extra row, not in the paper): accuracy (%)"
     variants = _variants(rows)
@@ -222,7 +223,7 @@ def timing_table(results):
 
 def selected_heads_table(results, task):
     """Markdown listing the chosen hyper-parameters of every head."""
-    rows = results[results["head"].isin(["mlp", "linear", "logistic"])]
+    rows = results[results["head"].isin(list(HEADS))]
     lines = ["## Selected heads", "", "| Variant | z | head | best params | validation | test [95% CI] |",
              "|---|---|---|---|---|---|"]
     for _, r in rows.iterrows():
@@ -239,7 +240,7 @@ def render_tables(results, dataset, task, config=None):
              f"run key {(config or {}).get('run_key', '?')}.", ""]
     if results["head"].isin(["mlp", "linear"]).any():
         parts += [summary_table(results, dataset, task), ""]
-    for head in ("mlp", "linear", "logistic"):
+    for head in HEADS:
         if (results["head"] == head).any():
             parts += [head_table(results, dataset, task, head), ""]
     if (results["head"] == "decoder-retrain").any():
