@@ -18,6 +18,10 @@ def kl_divergence(mu, logvar):
     return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
 
 
+#: Optimisers with a ``fused`` implementation on both CPU and CUDA.
+_FUSABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+
+
 class AutoencoderNet(NeuralNet):
     """skorch ``NeuralNet`` for (variational) autoencoders of images.
 
@@ -75,6 +79,17 @@ class AutoencoderNet(NeuralNet):
         if self.channels_last:
             self.criterion_ = self.criterion_.to(memory_format=torch.channels_last)
         return self
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        # torch's Adam defaults to a per-parameter loop on the CPU, which
+        # stepped this model in ~700 ms; the fused kernel computes the same
+        # update in a few ms (measured in benchmarks/). Only when the user
+        # chose neither implementation.
+        if (prefix == "optimizer" and self.optimizer in _FUSABLE_OPTIMIZERS
+                and not {"fused", "foreach"} & kwargs.keys()):
+            kwargs["fused"] = True
+        return args, kwargs
 
     def initialize(self):
         super().initialize()
