@@ -18,6 +18,36 @@ def kl_divergence(mu, logvar):
     return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
 
 
+def resolve_precision(precision, device):
+    """Return the precision that ``precision`` means on ``device``.
+
+    ``"auto"`` is ``"bf16"`` where the hardware computes in bf16 natively
+    (a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX, on which
+    oneDNN runs bf16 convolutions and matrix products) and ``"fp32"``
+    elsewhere, where emulated bf16 would be slower than fp32. Other values
+    are returned unchanged.
+
+    Examples
+    --------
+    >>> resolve_precision("fp16", "cpu")
+    'fp16'
+    >>> resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    True
+    """
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        native = any(getattr(cpu, name, lambda: False)() for name in checks)
+    else:
+        native = False
+    return "bf16" if native else "fp32"
+
+
 #: Optimisers with a ``fused`` implementation on both CPU and CUDA.
 _FUSABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
 
@@ -36,9 +66,11 @@ class AutoencoderNet(NeuralNet):
         As for :class:`skorch.NeuralNet`.
     kl_weight : float, default=0.01
         Weight of the KL term, added only when the module is variational.
-    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+    precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"
         ``"bf16"`` / ``"fp16"`` run the module and the criterion under
         :func:`torch.autocast` (parameters and optimiser state stay float32).
+        ``"auto"``: see :func:`resolve_precision`; the choice is stored in
+        ``precision_`` by :meth:`initialize`.
         ``"fp16"`` on CUDA also scales the loss with a
         :class:`torch.amp.GradScaler` so that small gradients do not flush
         to zero.
@@ -92,17 +124,18 @@ class AutoencoderNet(NeuralNet):
         return args, kwargs
 
     def initialize(self):
+        self.precision_ = resolve_precision(self.precision, self.device)
         super().initialize()
         # Loss scaling only matters for fp16's narrow exponent, and
         # GradScaler only exists for accelerators.
-        use_scaler = self.precision == "fp16" and str(self.device).startswith("cuda")
+        use_scaler = self.precision_ == "fp16" and str(self.device).startswith("cuda")
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         return self
 
     def _autocast(self):
-        if self.precision == "fp32":
+        if self.precision_ == "fp32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        dtype = torch.bfloat16 if self.precision_ == "bf16" else torch.float16
         return torch.autocast(torch.device(self.device).type, dtype=dtype)
 
     def _to_device_float(self, x):

@@ -95,3 +95,19 @@ def test_adam_is_fused_unless_the_user_chose(images):
     net.optimizer__foreach = True
     _, kwargs = net.get_params_for_optimizer("optimizer", named)
     assert kwargs["foreach"] is True and "fused" not in kwargs
+
+
+def test_auto_precision_picks_bf16_only_with_native_support(images, monkeypatch):
+    from skperceptual import _net
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert _net.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert _net.resolve_precision("auto", "cpu") == "fp32"
+    assert _net.resolve_precision("bf16", "cpu") == "bf16"
+    # Without native bf16 the fit is exactly the fp32 fit.
+    a = _ae(precision="auto", loss="pixel").fit(images)
+    b = _ae(precision="fp32", loss="pixel").fit(images)
+    assert a.net_.precision_ == "fp32"
+    np.testing.assert_array_equal(a.transform(images), b.transform(images))
