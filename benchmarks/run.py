@@ -226,21 +226,46 @@ FIT_CONTENDERS = (
 )
 
 
-def section_fit(args):
-    """The issue-11 table: reference vs fp32 vs bf16, both losses, alternating."""
-    size = 64
-    X = lunar_frames(args.n_fit, size)
-    ae_macs, p_macs, floor, floor_cached = flop_floor(size)
-    res = {key: [] for key in FIT_CONTENDERS}
+def measure_fit(args):
+    """Time the issue-11 contenders, alternating them repetition by repetition."""
+    X = lunar_frames(args.n_fit, 64)
+    contenders = [key for key in FIT_CONTENDERS if key[1] in args.losses]
+    res = {key: [] for key in contenders}
     for _ in range(args.reps):
-        for kind, loss in FIT_CONTENDERS:
+        for kind, loss in contenders:
             if kind == "ref":
                 res[kind, loss].append(fit_reference(X, args.batch, loss))
             else:
                 res[kind, loss].append(fit_ours(X, args.batch, loss, precision=kind)[0])
+    return res
+
+
+def merge_results(path, fit=None, memory=None):
+    """Add measurements to the JSON file ``path`` (runs split across commands)."""
+    import json
+
+    stored = {"fit": {}, "memory": {}}
+    if os.path.isfile(path):
+        with open(path) as f:
+            stored = json.load(f)
+    for (kind, loss), values in (fit or {}).items():
+        stored["fit"].setdefault(f"{kind}|{loss}", []).extend(values)
+    stored["memory"].update(memory or {})
+    with open(path + ".tmp", "w") as f:
+        json.dump(stored, f, indent=1)
+    os.replace(path + ".tmp", path)
+    fit = {tuple(k.split("|")): v for k, v in stored["fit"].items()}
+    return fit, stored["memory"]
+
+
+def section_fit(args, res):
+    """The issue-11 table: reference vs fp32 vs bf16, both losses."""
+    size = 64
+    ae_macs, p_macs, floor, floor_cached = flop_floor(size)
     args.fit_table = res
+    reps = min(len(v) for v in res.values())
     sec = (f"1. fit {size}x{size}, batch {args.batch}, n={args.n_fit} (20% validation), "
-           f"1 epoch, train+valid img/s, median (min–max) of {args.reps}")
+           f"1 epoch, train+valid img/s, median (min–max) of {reps}")
     for loss in ("pixel", "perceptual"):
         for kind, label in (("ref", "reference re-creation"), ("fp32", "skperceptual fp32"),
                             ("bf16", "skperceptual bf16")):
@@ -271,7 +296,9 @@ def issue_table(args):
             ratios = [a / b for a, b in zip(res[kind, loss], res["ref", loss])]
             cells += [spread(res[kind, loss]), spread(ratios, "{:.2f}x")]
         lines.append(f"| {loss} img/s | " + " | ".join(cells) + " |")
-    m = args.memory
+    m = getattr(args, "memory", None)
+    if not m:
+        return "\n".join(lines)
     lines.append(f"| peak RSS − data, perceptual, n={args.n_memory} | | "
                  f"{m['fp32']['peak'] - m['fp32']['data']:.2f} GB | | "
                  f"{m['bf16']['peak'] - m['bf16']['data']:.2f} GB | |")
@@ -424,6 +451,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     parser.add_argument("--reps", type=int, default=None, help="repetitions of the fit table")
     parser.add_argument("--only-fit", action="store_true", help="only the issue-11 fit and memory table")
+    parser.add_argument("--losses", nargs="+", default=["pixel", "perceptual"],
+                        choices=["pixel", "perceptual"], help="losses of the fit table")
+    parser.add_argument("--results", help="JSON file that accumulates fit/memory measurements "
+                        "across commands (to keep each timing command short)")
+    parser.add_argument("--skip-fit", action="store_true", help="no new fit timings (use --results)")
+    parser.add_argument("--skip-memory", action="store_true", help="no memory run (use --results)")
     args = parser.parse_args()
     if args.quick:
         args.reps, args.batch, args.n_fit, args.n_transform = 1, 64, 320, 1024
@@ -436,8 +469,16 @@ def main():
         args.n_small = 1536
         args.scaling_reps = 1
     start = time.time()
-    section_fit(args)
-    section_memory(args)
+    res = {} if args.skip_fit else measure_fit(args)
+    if not args.skip_memory:
+        section_memory(args)
+    if args.results:
+        res, args.memory = merge_results(args.results, res, getattr(args, "memory", None))
+    if args.skip_fit or args.losses != ["pixel", "perceptual"]:
+        if not all(k in res for k in FIT_CONTENDERS):
+            print(f"Measured {sorted(res)}; run the other loss to get the full table.")
+            return
+    section_fit(args, res)
     if not args.only_fit:
         section_wrapper(args)
         section_transform(args)
