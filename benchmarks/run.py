@@ -1,22 +1,26 @@
-"""skperceptual performance benchmarks (GitHub issue 6): prints one table.
+"""skperceptual performance benchmarks (GitHub issues 6 and 11): prints one table.
 
 Usage::
 
-    python benchmarks/run.py            # full run (tens of minutes on 2 CPU cores)
+    python benchmarks/run.py            # full run (tens of minutes on 2 busy CPU cores)
     python benchmarks/run.py --quick    # smoke test, under 2 minutes
+    # the issue-11 table in short commands (a shared machine), accumulated in fit.json:
+    python benchmarks/run.py --only-fit --reps 1 --losses pixel --results fit.json --skip-memory
+    python benchmarks/run.py --only-fit --skip-fit --results fit.json
 
-Every comparison is measured inside this one process, alternating the
-contenders repetition by repetition, and reports medians: shared machines are
+Every comparison is measured inside one process, alternating the contenders
+repetition by repetition, and reports median (min-max): shared machines are
 noisy, so absolute numbers move with the load but the ratios hold better.
-Throughputs count the training images of one epoch divided by the wall time
-of ``fit`` (which includes the validation pass where there is one).
+Fit throughputs count the training and validation images of one epoch
+divided by the wall time of ``fit``, for us and for the reference alike.
 
-The "reference" rows re-create, in a few lines of plain PyTorch, how the
-paper's reference implementation (github.com/guspih/Perceptual-Autoencoders)
-trains: a float32 copy of the whole data set, a DataLoader over a
-TensorDataset with shuffling, NCHW tensors, stock ``nn.ConvTranspose2d``
-decoding, Adam, and a validation pass that also runs a backward. It is a
-re-creation for timing, not their code.
+The "reference" rows re-create, in a few lines of plain PyTorch, the
+structure of the paper's reference training code
+(github.com/guspih/Perceptual-Autoencoders, ``VAE.py`` ``train_autoencoder``
+and ``utility.py`` ``run_epoch``): a float32 copy of the whole data set,
+``TensorDataset(data, data)`` behind shuffled DataLoaders, NCHW tensors,
+stock layers, default Adam, and a validation pass that also runs a backward.
+It is a re-creation for timing, not their code.
 """
 
 import argparse
