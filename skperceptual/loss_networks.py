@@ -410,6 +410,11 @@ class LossNetwork(nn.Module):
         self.stack.eval()
         return self
 
+    def targets(self, x):
+        """The features of real images, computed without gradients: loss targets."""
+        with torch.no_grad():
+            return self(x)
+
     def forward(self, x):
         """Return the squashed features at each cut, in the order of ``cuts``."""
         h = (x - self.mean) / self.std if self.normalize else x
@@ -452,7 +457,6 @@ class MultiLayerPerceptualLoss(nn.Module):
         self.weights = resolve_layer_weights(network.cuts, weights)
 
     def forward(self, x_hat, x):
-        with torch.no_grad():
-            targets = self.network(x)
+        targets = self.network.targets(x)
         predictions = self.network(x_hat)
         return sum(w * F.mse_loss(p, t) for w, p, t in zip(self.weights, predictions, targets))
