@@ -10,9 +10,19 @@ of ``p`` on the reconstruction.
 
 The encoder, and therefore ``transform``, is the paper's. The module keeps
 the paper's pixel decoder too, untrained, so that a decoder retraining with
-pixel loss (see :meth:`FeaturePredictionAutoencoder.predict_pixels`) can give
-it an ``inverse_transform``.
+pixel loss (run inside :func:`pixel_output`) can give it an
+``inverse_transform``.
+
+The targets ``p(x)`` are recomputed for every batch rather than cached:
+measured with ``benchmarks/bench_feature_targets.py`` (2 shared CPU
+threads, batch 64, AlexNet cut 5) they take about a tenth of a training
+step, which a float16 cache did not measurably save, while such a cache
+would hold 1.5 times the uint8 images' memory at that layer (2.3 times at
+``"relu1"``, 21 times at VGG16's ``"relu2_2"``). Recomputing keeps memory at
+the uint8 images and one batch of features.
 """
+
+import contextlib
 
 from torch import nn
 from torch.nn import functional as F
@@ -71,9 +81,9 @@ class FeaturePredictionAutoencoder(ConvAutoencoder):
     """The paper's encoder with a decoder that predicts loss-network features.
 
     ``decode`` (and so ``forward``) emits the unsquashed feature prediction
-    while :attr:`output` is ``"features"``; after :meth:`predict_pixels` it
+    while :attr:`output` is ``"features"``; inside :func:`pixel_output` it
     emits images from the paper's pixel decoder, which is what a decoder
-    retraining with pixel loss trains.
+    retraining with pixel loss trains and ``inverse_transform`` uses.
 
     Parameters
     ----------
@@ -88,6 +98,8 @@ class FeaturePredictionAutoencoder(ConvAutoencoder):
     ----------
     output : {"features", "pixels"}
         What ``decode`` emits.
+    pixel_decoder_fitted : bool
+        Whether the pixel decoder was trained; set by the retraining.
 
     Examples
     --------
@@ -95,7 +107,8 @@ class FeaturePredictionAutoencoder(ConvAutoencoder):
     >>> ae = FeaturePredictionAutoencoder(8, (64, 64), (192, 7, 7))
     >>> ae(torch.rand(2, 3, 64, 64))[0].shape
     torch.Size([2, 192, 7, 7])
-    >>> ae.predict_pixels().decode(torch.zeros(2, 8)).shape
+    >>> with pixel_output(ae):
+    ...     ae.decode(torch.zeros(2, 8)).shape
     torch.Size([2, 3, 64, 64])
     """
 
@@ -104,6 +117,7 @@ class FeaturePredictionAutoencoder(ConvAutoencoder):
         self.feature_shape = tuple(feature_shape)
         self.feature_decoder = FeatureHead(z_dim, self.feature_shape)
         self.output = "features"
+        self.pixel_decoder_fitted = False
 
     def decode(self, z):
         """Predicted features (``output="features"``) or images in [0, 1]."""
@@ -111,10 +125,40 @@ class FeaturePredictionAutoencoder(ConvAutoencoder):
             return self.feature_decoder(z)
         return super().decode(z)
 
-    def predict_pixels(self):
-        """Switch ``decode`` to the pixel decoder, for retraining it with pixel loss."""
-        self.output = "pixels"
-        return self
+
+@contextlib.contextmanager
+def pixel_output(module):
+    """Within this block, a :class:`FeaturePredictionAutoencoder` decodes images.
+
+    A no-op for any other autoencoder, whose decoder always emits images, so
+    that callers need not tell them apart.
+    """
+    if not isinstance(module, FeaturePredictionAutoencoder):
+        yield module
+        return
+    previous, module.output = module.output, "pixels"
+    try:
+        yield module
+    finally:
+        module.output = previous
+
+
+def check_pixel_decoder(module, retrain="fit_decoder(X)"):
+    """Raise if ``module`` predicts features and its pixel decoder was never trained.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    retrain : str, default="fit_decoder(X)"
+        The call that trains the pixel decoder, for the message.
+    """
+    if isinstance(module, FeaturePredictionAutoencoder) and not module.pixel_decoder_fitted:
+        raise RuntimeError(
+            "This autoencoder was trained with loss='feature_prediction': its decoder predicts "
+            "loss-network features, not images, and its pixel decoder is untrained. Call "
+            f"{retrain} first, which trains the pixel decoder on the frozen embedding with "
+            "pixel loss (transform() is unchanged), then inverse_transform()."
+        )
 
 
 class FeaturePredictionLoss(nn.Module):

@@ -147,6 +147,18 @@ def network_spec(name):
     return spec
 
 
+def canonical_name(name):
+    """The torchvision name of network ``name`` (resolving :data:`ALIASES`).
+
+    Examples
+    --------
+    >>> canonical_name("resnext50")
+    'resnext50_32x4d'
+    """
+    network_spec(name)
+    return ALIASES.get(name, name)
+
+
 def layer_names(name):
     """Names of the layers of network ``name``; the i-th is cut ``i + 1``.
 
@@ -256,13 +268,18 @@ def resolve_layer_weights(cuts, weights):
     return tuple(w / sum(weights) for w in weights)
 
 
-def _meta_stack(name, cut):
-    """The first ``cut`` modules of ``name`` on the meta device (no memory, no init)."""
+def meta_feature_stack(name, cut):
+    """The first ``cut`` modules of ``name`` on the meta device (no memory, no init).
+
+    Module keys are those of the full model's state_dict less
+    :func:`state_dict_prefix`, so that weights can be checked against the
+    stack's state_dict before anything is allocated.
+    """
     import torchvision
 
     spec = network_spec(name)
     with torch.device("meta"):
-        model = torchvision.models.get_model(ALIASES.get(name, name), weights=None, **spec.kwargs)
+        model = torchvision.models.get_model(canonical_name(name), weights=None, **spec.kwargs)
     if spec.container is not None:
         # Slicing keeps each module's key ("0", or "conv0" for DenseNet),
         # which is what the full model's "features.0.weight" reduces to.
@@ -300,7 +317,7 @@ def build_feature_stack(name, cut):
     4
     """
     (cut,) = resolve_layers(name, cut)
-    stack = _meta_stack(name, cut).to_empty(device="cpu")
+    stack = meta_feature_stack(name, cut).to_empty(device="cpu")
     for module in stack.modules():
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
@@ -323,7 +340,7 @@ def feature_shapes(name, cuts, image_size):
     >>> feature_shapes("alexnet", (5,), (64, 64))
     [(192, 7, 7)]
     """
-    stack = _meta_stack(name, max(cuts))
+    stack = meta_feature_stack(name, max(cuts))
     h = torch.empty(1, 3, *image_size, device="meta")
     shapes, names = {}, network_spec(name).names
     for i, module in enumerate(stack):

@@ -5,7 +5,14 @@ import torch
 from torch.nn import functional as F
 
 from skperceptual._data import batch_loader
-from skperceptual._feature_prediction import FeatureHead, FeaturePredictionAutoencoder, FeaturePredictionLoss
+from skperceptual._feature_prediction import (
+    FeatureHead,
+    FeaturePredictionAutoencoder,
+    FeaturePredictionLoss,
+    check_pixel_decoder,
+    pixel_output,
+)
+from skperceptual._model import ConvAutoencoder
 from skperceptual._net import AutoencoderNet, as_dataset
 from skperceptual.loss_networks import LossNetwork, build_feature_stack, feature_shapes, squash
 
@@ -58,11 +65,20 @@ def test_one_training_step_runs_the_loss_network_once_and_only_on_real_images():
     assert ae.decoder[0].weight.grad is None
 
 
-def test_the_pixel_decoder_takes_over_after_predict_pixels():
-    ae = FeaturePredictionAutoencoder(8, (64, 64), (192, 7, 7)).predict_pixels()
-    with torch.no_grad():
+def test_the_pixel_decoder_takes_over_inside_pixel_output():
+    ae = FeaturePredictionAutoencoder(8, (64, 64), (192, 7, 7))
+    with pytest.raises(RuntimeError, match=r"Call fit_decoder\(X\) first"):
+        check_pixel_decoder(ae)
+    with torch.no_grad(), pixel_output(ae):
         recon = ae(torch.rand(2, 3, 64, 64))[0]
     assert tuple(recon.shape) == (2, 3, 64, 64) and 0 <= float(recon.min()) <= float(recon.max()) <= 1
+    assert ae.output == "features"
+    ae.pixel_decoder_fitted = True
+    check_pixel_decoder(ae)
+    # Other autoencoders always decode images.
+    plain = ConvAutoencoder(8, (64, 64))
+    with pixel_output(plain):
+        check_pixel_decoder(plain)
 
 
 def test_feature_prediction_targets_one_layer():
