@@ -61,12 +61,12 @@ class LossSettings:
         loss = estimator.loss
         settings = dict(
             loss=loss, net=estimator.perceptual_net, weights=estimator.perceptual_weights,
-            squash=getattr(estimator, "perceptual_squash", "sigmoid"), normalize=estimator.perceptual_normalize,
+            squash=estimator.perceptual_squash, normalize=estimator.perceptual_normalize,
         )
         if loss == "pixel":
             return cls(cuts=(), layer_weights=(), **settings)
         cuts = resolve_layers(estimator.perceptual_net, estimator.perceptual_layer)
-        layer_weights = resolve_layer_weights(cuts, getattr(estimator, "perceptual_layer_weights", None))
+        layer_weights = resolve_layer_weights(cuts, estimator.perceptual_layer_weights)
         # Raises, naming the deepest usable layer, when the images are too small.
         shapes = feature_shapes(estimator.perceptual_net, cuts, image_size)
         feature_shape = None

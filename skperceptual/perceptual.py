@@ -1,31 +1,29 @@
 """Frozen pretrained feature extractors and the perceptual loss built on them.
 
 The paper's perceptual network is ImageNet AlexNet cut after its second ReLU,
-``torchvision.models.alexnet().features[:5]``. Other torchvision networks are
-available through a small registry so that researchers can ablate the choice
+``torchvision.models.alexnet().features[:5]``. The 14 torchvision networks of
+the follow-up study, with named layers, are available through
+:mod:`skperceptual.loss_networks` so that researchers can ablate the choice
 of network and layer.
 """
 
 import os
-from collections import OrderedDict
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: Module-name stacks of each registered network, in forward order. A
-#: ``perceptual_layer`` of k keeps the first k of them.
-_FEATURE_STACKS = {
-    "alexnet": ("features", 13),
-    "vgg16": ("features", 31),
-    "squeezenet1_1": ("features", 13),
-    "resnet18": (
-        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
-        None,
-    ),
-}
+from .loss_networks import (
+    LOSS_NETWORKS,
+    build_feature_stack,
+    canonical_name,
+    layer_names,
+    resolve_layers,
+    state_dict_prefix,
+)
 
-PERCEPTUAL_NETS = tuple(_FEATURE_STACKS)
+#: The loss networks, with named layers: see :mod:`skperceptual.loss_networks`.
+PERCEPTUAL_NETS = LOSS_NETWORKS
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,56 +47,26 @@ def n_layers(name):
     >>> n_layers("alexnet")
     13
     """
-    check_perceptual_net(name)
-    stack, size = _FEATURE_STACKS[name]
-    return len(stack) if size is None else size
+    return len(layer_names(name))
 
 
 def check_perceptual_net(name, layer=None):
-    """Raise ValueError, listing the valid values, for an unknown net or layer."""
-    if name not in _FEATURE_STACKS:
-        raise ValueError(
-            f"Unknown perceptual_net {name!r}; valid values are {list(PERCEPTUAL_NETS)}."
-        )
-    if layer is not None:
-        top = n_layers(name)
-        if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= top:
-            raise ValueError(
-                f"perceptual_layer={layer!r} is out of range for {name!r}: "
-                f"use an integer from 1 to {top} (the number of feature modules kept)."
-            )
+    """Raise ValueError, listing the valid values, for an unknown net or layer.
 
-
-def _truncated_features(name, layer):
-    """Build the first ``layer`` feature modules of ``name``, randomly initialised.
-
-    The full network is built on the meta device, so that the classifier
-    layers we throw away (most of AlexNet's and VGG's parameters) are never
-    allocated or initialised.
+    ``layer`` may be an integer cut, a layer name or a list of them (see
+    :func:`skperceptual.loss_networks.resolve_layers`).
     """
-    import torchvision
-
-    with torch.device("meta"):
-        model = torchvision.models.get_model(name, weights=None)
-    stack, _ = _FEATURE_STACKS[name]
-    if isinstance(stack, str):
-        # Keys of the kept part keep their position in the stack ("0.weight"),
-        # which is what the full model's "features.0.weight" reduces to.
-        features = getattr(model, stack)[:layer]
+    if layer is None:
+        layer_names(name)
     else:
-        features = nn.Sequential(OrderedDict((n, getattr(model, n)) for n in stack[:layer]))
-    features = features.to_empty(device="cpu")
-    for module in features.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    return features
+        resolve_layers(name, layer)
 
 
 def _imagenet_state_dict(name):
     """Fetch ``name``'s ImageNet weights through torchvision's weights API."""
     import torchvision
 
-    weights = torchvision.models.get_model_weights(name).DEFAULT
+    weights = torchvision.models.get_model_weights(canonical_name(name)).DEFAULT
     cache = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
     try:
         return weights.get_state_dict(progress=False, check_hash=False)
@@ -114,8 +82,7 @@ def _imagenet_state_dict(name):
 
 def _select_kept(state_dict, features, name, source):
     """Return the entries of ``state_dict`` that ``features`` needs, renamed."""
-    stack, _ = _FEATURE_STACKS[name]
-    prefix = f"{stack}." if isinstance(stack, str) else ""
+    prefix = state_dict_prefix(name)
     renamed = {
         (k[len(prefix):] if prefix and k.startswith(prefix) else k): v
         for k, v in state_dict.items()
@@ -137,11 +104,13 @@ def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
 
     Parameters
     ----------
-    name : {"alexnet", "vgg16", "squeezenet1_1", "resnet18"}, default="alexnet"
-        torchvision network whose feature stack is used.
-    layer : int, default=5
-        How many modules of the feature stack to keep. 5 on AlexNet stops
-        after the second ReLU, the paper's choice.
+    name : str, default="alexnet"
+        One of the 14 torchvision networks of :data:`PERCEPTUAL_NETS`.
+    layer : int or str, default=5
+        How many modules of the feature stack to keep, or the name of the
+        last one kept (:func:`skperceptual.loss_networks.layer_names`). 5
+        on AlexNet, ``"relu2"``, stops after the second ReLU, the paper's
+        choice.
     weights : "imagenet", str, path-like or None, default="imagenet"
         ``"imagenet"`` uses torchvision's weights API (TORCH_HOME cache, then
         download). A path loads a local ``.pth`` state_dict of the full
@@ -160,8 +129,8 @@ def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
     >>> len(net), net.training
     (5, False)
     """
-    check_perceptual_net(name, layer)
-    features = _truncated_features(name, layer)
+    (layer,) = resolve_layers(name, layer)
+    features = build_feature_stack(name, layer)
     if weights is not None:
         if isinstance(weights, str) and weights == "imagenet":
             state_dict, source = _imagenet_state_dict(name), "torchvision"

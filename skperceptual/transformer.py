@@ -13,10 +13,12 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import EarlyStopping, ProgressBar
 
 from ._data import ValidationSplit, batch_loader
-from ._model import ConvAutoencoder
+from ._feature_prediction import check_pixel_decoder, pixel_output
+from ._loss_settings import LOSSES, LossSettings
 from ._net import AutoencoderNet, as_dataset
 from ._validation import check_images
-from .perceptual import PERCEPTUAL_NETS, PerceptualLoss, PixelLoss, check_perceptual_net, load_perceptual_net
+from .loss_networks import SQUASHES
+from .perceptual import PERCEPTUAL_NETS
 
 
 def resolve_device(device):
@@ -49,15 +51,30 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     kl_weight : float, default=0.01
         Weight of the KL term (the paper's gamma). Ignored unless
         ``variational``.
-    loss : {"perceptual", "pixel"}, default="perceptual"
+    loss : {"perceptual", "pixel", "feature_prediction"}, default="perceptual"
         ``"pixel"``: MSE between input and reconstruction. ``"perceptual"``:
-        MSE between ``sigmoid(p(x))`` and ``sigmoid(p(x_hat))`` for the frozen
-        network ``p`` chosen below.
-    perceptual_net : {"alexnet", "vgg16", "squeezenet1_1", "resnet18"}, default="alexnet"
-        torchvision network whose feature stack is ``p``.
-    perceptual_layer : int, default=5
-        How many modules of the feature stack ``p`` keeps. AlexNet cut at 5
-        stops after its second ReLU, as in the paper.
+        MSE between ``s(p(x))`` and ``s(p(x_hat))`` for the frozen network
+        ``p`` chosen below and the squash ``s``. ``"feature_prediction"``
+        (Pihlgren et al., ICPR 2021): the decoder predicts ``p(x)`` itself,
+        trained with the MSE to ``s(p(x))``; ``inverse_transform`` then
+        needs :meth:`fit_decoder` first.
+    perceptual_net : str, default="alexnet"
+        torchvision network whose feature stack is ``p``: one of the 14 of
+        the follow-up study (:data:`skperceptual.perceptual.PERCEPTUAL_NETS`),
+        e.g. ``"alexnet"``, ``"vgg16"``, ``"resnet50"``, ``"efficientnet_b0"``.
+    perceptual_layer : int, str or list, default=5
+        Where ``p`` is read: an integer cut (how many modules of the feature
+        stack to keep), a layer name such as ``"relu2"`` or ``"conv3_3"``
+        (:func:`skperceptual.loss_networks.layer_names`), or a list of them
+        for a multi-layer loss, computed in one forward pass. AlexNet cut at
+        5, ``"relu2"``, stops after its second ReLU, as in the paper.
+    perceptual_layer_weights : list of float or None, default=None
+        Weights of the layers of a list ``perceptual_layer``: the loss is
+        the weighted mean of the per-layer MSEs. None weighs them equally.
+    perceptual_squash : {"sigmoid", "none", "unit"}, default="sigmoid"
+        Applied to ``p``'s features before comparing them: ``"sigmoid"``
+        (the 2020 paper), ``"none"`` (the follow-ups) or ``"unit"``
+        (channel-wise unit normalisation, as LPIPS does).
     perceptual_weights : "imagenet", str, path-like or None, default="imagenet"
         ``"imagenet"`` loads torchvision's ImageNet weights (TORCH_HOME cache,
         then download). A path loads a local ``.pth`` state_dict of the full
@@ -151,9 +168,11 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "z_dim": [Interval(Integral, 1, None, closed="left")],
         "variational": ["boolean"],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
-        "loss": [StrOptions({"perceptual", "pixel"})],
+        "loss": [StrOptions(set(LOSSES))],
         "perceptual_net": [StrOptions(set(PERCEPTUAL_NETS))],
-        "perceptual_layer": [Interval(Integral, 1, None, closed="left")],
+        "perceptual_layer": [Interval(Integral, 1, None, closed="left"), str, list, tuple],
+        "perceptual_layer_weights": ["array-like", None],
+        "perceptual_squash": [StrOptions(set(SQUASHES))],
         "perceptual_weights": [str, os.PathLike, None],
         "perceptual_normalize": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -178,6 +197,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         loss="perceptual",
         perceptual_net="alexnet",
         perceptual_layer=5,
+        perceptual_layer_weights=None,
+        perceptual_squash="sigmoid",
         perceptual_weights="imagenet",
         perceptual_normalize=False,
         max_epochs=50,
@@ -198,6 +219,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.loss = loss
         self.perceptual_net = perceptual_net
         self.perceptual_layer = perceptual_layer
+        self.perceptual_layer_weights = perceptual_layer_weights
+        self.perceptual_squash = perceptual_squash
         self.perceptual_weights = perceptual_weights
         self.perceptual_normalize = perceptual_normalize
         self.max_epochs = max_epochs
@@ -211,12 +234,6 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.image_shape = image_shape
         self.precision = precision
         self.channels_last = channels_last
-
-    def _criterion(self):
-        if self.loss == "pixel":
-            return PixelLoss()
-        net = load_perceptual_net(self.perceptual_net, self.perceptual_layer, self.perceptual_weights)
-        return PerceptualLoss(net, normalize=self.perceptual_normalize)
 
     def _callbacks(self, validating):
         callbacks = []
@@ -259,8 +276,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 f"validation_fraction={self.validation_fraction} hold-out; batch normalisation "
                 "needs at least 2. Pass more images or validation_fraction=None."
             )
-        if self.loss == "perceptual":
-            check_perceptual_net(self.perceptual_net, self.perceptual_layer)
+        loss = LossSettings.from_estimator(self, images.shape[2:])
+        module, module_params = loss.module()
         device = resolve_device(self.device)
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
 
@@ -268,9 +285,10 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         # touching the caller's global torch random state.
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
-            criterion = self._criterion()
+            criterion = loss.criterion()
             self.net_ = AutoencoderNet(
-                ConvAutoencoder,
+                module,
+                **module_params,
                 module__z_dim=self.z_dim,
                 module__image_size=images.shape[2:],
                 module__variational=self.variational,
@@ -343,7 +361,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 f"X has {Z.shape[1]} features per row, but the embedding has z_dim={self.z_dim}; "
                 "pass the output of transform()."
             )
-        images = self.net_.decode(Z, self.batch_size)
+        check_pixel_decoder(self.net_.module_)
+        with pixel_output(self.net_.module_):
+            images = self.net_.decode(Z, self.batch_size)
         if self.image_shape_[0] == 1:
             images = images.mean(axis=1, keepdims=True)
         return images.reshape(len(images), -1) if self._flat_input else images
