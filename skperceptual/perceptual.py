@@ -14,6 +14,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .loss_networks import (
+    _IMAGENET_MEAN,
+    _IMAGENET_STD,
     LOSS_NETWORKS,
     build_feature_stack,
     canonical_name,
@@ -24,10 +26,6 @@ from .loss_networks import (
 
 #: The loss networks, with named layers: see :mod:`skperceptual.loss_networks`.
 PERCEPTUAL_NETS = LOSS_NETWORKS
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def n_layers(name):
     """Return how many modules the feature stack of network ``name`` has.
