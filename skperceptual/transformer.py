@@ -371,10 +371,11 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def score(self, X, y=None):
         """Return the negative mean reconstruction loss, so that higher is better.
 
-        The loss is the one trained on (pixel or perceptual), without the KL
-        term, reconstructing from the mean embedding. This lets
-        ``GridSearchCV`` tune the autoencoder on its own. Compare scores only
-        between transformers with the same ``loss`` setting.
+        The loss is the one trained on (pixel, perceptual or feature
+        prediction), without the KL term, decoding the mean embedding. This
+        lets ``GridSearchCV`` tune the autoencoder on its own. Compare scores
+        only between transformers with the same loss settings (``loss``,
+        network, layers and squash).
 
         Parameters
         ----------
