@@ -66,7 +66,7 @@ def load_peak(n_rollouts, n_steps, n_jobs):
 
     home = tempfile.mkdtemp(prefix="bench-lunar-")
     load_lunarlander(data_home=home, n_rollouts=n_rollouts, n_steps=n_steps, n_jobs=n_jobs)
-    load_lunarlander(data_home=home, n_rollouts=3, n_steps=5)
+    load_lunarlander(data_home=home, n_rollouts=4, n_steps=25)
     script = textwrap.dedent(f"""
         import json, time
         from skperceptual.datasets import load_lunarlander
@@ -75,7 +75,7 @@ def load_peak(n_rollouts, n_steps, n_jobs):
                 return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
         # A tiny load first, so that imports and allocator set-up are not
         # counted: what is left scales with the collection.
-        load_lunarlander(data_home={home!r}, n_rollouts=3, n_steps=5)
+        load_lunarlander(data_home={home!r}, n_rollouts=4, n_steps=25)
         # Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")

@@ -44,13 +44,12 @@ from skperceptual import PerceptualAETransformer  # noqa: E402
 from skperceptual._data import ImageDataset, batch_loader  # noqa: E402
 from skperceptual._model import ConvAutoencoder  # noqa: E402
 from skperceptual.perceptual import load_perceptual_net  # noqa: E402
+from skperceptual.weights import weights_source  # noqa: E402
 
-WEIGHTS = os.environ.get(
-    "SKPERCEPTUAL_TEST_WEIGHTS",
-    os.path.join(os.path.dirname(ROOT), "shared", "weights", "alexnet-imagenet-features.pth"),
-)
-if not os.path.isfile(WEIGHTS):
-    WEIGHTS = None  # timing does not depend on the weights' values
+# The ImageNet weights when this machine has them (`skperceptual weights
+# show`), else random ones: timing does not depend on the weights' values,
+# so a benchmark never waits for a download.
+WEIGHTS = "imagenet" if weights_source("alexnet")[0] is not None else None
 
 ROWS = []
 

@@ -135,26 +135,15 @@ else:
     )
 _write(_GENERATED / "results_include.md", _text)
 
-try:
-    import skperceptual.protocol as _protocol
-except ImportError:
-    _protocol = None
-if _protocol is not None:
-    _funcs = sorted(n for n in _protocol.__all__ if callable(getattr(_protocol, n)))
-    _data = sorted(n for n in _protocol.__all__ if not callable(getattr(_protocol, n)))
-    _text = (
-        "Evaluation protocol\n===================\n\n"
-        ".. automodule:: skperceptual.protocol\n   :no-members:\n   :no-index:\n\n"
-        ".. currentmodule:: skperceptual.protocol\n\n"
-        ".. autosummary::\n   :toctree: generated/\n   :template: function.rst\n\n"
-        + "".join(f"   {n}\n" for n in _funcs)
-        + "".join(f"\n.. autodata:: {n}\n   :no-value:\n" for n in _data)
-    )
-else:
-    _text = (
-        "Evaluation protocol\n===================\n\n"
-        ".. note::\n\n   ``skperceptual.protocol`` is not installed in this build.\n"
-    )
+import skperceptual.protocol as _protocol  # noqa: E402
+
+_text = (
+    "Evaluation protocol\n===================\n\n"
+    ".. automodule:: skperceptual.protocol\n   :no-members:\n   :no-index:\n\n"
+    ".. currentmodule:: skperceptual.protocol\n\n"
+    ".. autosummary::\n   :toctree: generated/\n   :template: function.rst\n\n"
+    + "".join(f"   {n}\n" for n in sorted(_protocol.__all__))
+)
 _write(DOCS / "api_protocol.rst", _text)
 
 # -- HTML ------------------------------------------------------------------

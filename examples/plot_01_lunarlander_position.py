@@ -28,7 +28,6 @@ reliably, so the two errors below may come out either way. Raise
 # has ``X``, uint8 frames ``(n, 3, 64, 64)``, and ``y``, the lander's pixel
 # position ``(x, y)``.
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,18 +40,12 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import skperceptual
 from skperceptual import PerceptualAETransformer
 from skperceptual.datasets import load_lunarlander
 
 N_FRAMES = 64  # frames to train each autoencoder on (the paper: 105,000)
 MAX_EPOCHS = 2  # the paper: up to 50, with early stopping
 
-
-def perceptual_weights():
-    """The offline copy of AlexNet's ImageNet weights if present, else ``"imagenet"``."""
-    path = Path(skperceptual.__file__).resolve().parents[2] / "shared/weights/alexnet-imagenet-features.pth"
-    return str(path) if path.is_file() else "imagenet"
 
 
 data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
@@ -71,7 +64,7 @@ common = dict(z_dim=16, max_epochs=MAX_EPOCHS, batch_size=16, validation_fractio
 autoencoders = {
     "pixel": PerceptualAETransformer(loss="pixel", **common),
     "perceptual": PerceptualAETransformer(loss="perceptual",
-                                          perceptual_weights=perceptual_weights(), **common),
+                                          perceptual_weights="imagenet", **common),
 }
 for name, ae in autoencoders.items():
     ae.fit(X_ae)

@@ -17,23 +17,16 @@ epochs), so expect blurry pictures; raise them for sharp ones.
 """
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-import skperceptual
 from skperceptual import PerceptualAETransformer
 from skperceptual.datasets import load_lunarlander
 
 N_FRAMES = 64
 MAX_EPOCHS = 2
 
-
-def perceptual_weights():
-    """The offline copy of AlexNet's ImageNet weights if present, else ``"imagenet"``."""
-    path = Path(skperceptual.__file__).resolve().parents[2] / "shared/weights/alexnet-imagenet-features.pth"
-    return str(path) if path.is_file() else "imagenet"
 
 
 data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
@@ -44,7 +37,7 @@ common = dict(z_dim=16, max_epochs=MAX_EPOCHS, batch_size=8, lr=3e-3, validation
               device="cpu", random_state=0)
 autoencoders = {
     "pixel": PerceptualAETransformer(loss="pixel", **common).fit(X),
-    "perceptual": PerceptualAETransformer(loss="perceptual", perceptual_weights=perceptual_weights(),
+    "perceptual": PerceptualAETransformer(loss="perceptual", perceptual_weights="imagenet",
                                           **common).fit(X),
 }
 

@@ -16,36 +16,29 @@ the loss cares more about the moving lander. No training is needed, so this
 is a cheap first filter; the final choice should be made on the downstream
 task (put ``perceptual_layer`` in a grid, as in the other examples).
 
-AlexNet uses the project's offline copy of its weights when present. The
-other networks are tried only if their ImageNet weights are already in
-torchvision's cache (``$TORCH_HOME/hub/checkpoints``): this example never
+AlexNet's ImageNet weights are resolved as ``perceptual_weights="imagenet"``
+always is (see ``skperceptual weights show``). The other networks are tried
+only if their weights are already on this machine, in torchvision's cache or
+registered with ``skperceptual weights register``: this example never
 downloads them (VGG16's alone are over 500 MB).
 """
 
 # %%
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torchvision
 
-import skperceptual
 from skperceptual.datasets import load_lunarlander
 from skperceptual.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net, n_layers
+from skperceptual.weights import weights_source
 
 
-def perceptual_weights(name="alexnet"):
-    """The offline copy of AlexNet's ImageNet weights if present, else ``"imagenet"``."""
-    path = Path(skperceptual.__file__).resolve().parents[2] / "shared/weights/alexnet-imagenet-features.pth"
-    return str(path) if name == "alexnet" and path.is_file() else "imagenet"
-
-
-def in_torchvision_cache(name):
-    """Whether torchvision's ImageNet weights of ``name`` are cached (no download)."""
-    url = torchvision.models.get_model_weights(name).DEFAULT.url
-    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
+def available_offline(name):
+    """Whether the ImageNet weights of ``name`` are on this machine (no download)."""
+    path, _ = weights_source(name)
+    return path is not None
 
 
 data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
@@ -68,11 +61,10 @@ def sensitivity(loss):
 results = {"pixel MSE": (sensitivity(PixelLoss()), None, 0.0)}
 print(f"pixel MSE: ratio {results['pixel MSE'][0]:.2f}")
 for name, layer in candidates:
-    weights = perceptual_weights(name)
-    if weights == "imagenet" and not in_torchvision_cache(name):
-        print(f"{name} layer {layer}: skipped (ImageNet weights not in torchvision's cache)")
+    if name != "alexnet" and not available_offline(name):
+        print(f"{name} layer {layer}: skipped (ImageNet weights not on this machine)")
         continue
-    net = load_perceptual_net(name, layer, weights)
+    net = load_perceptual_net(name, layer, "imagenet")
     loss = PerceptualLoss(net)
     start = time.perf_counter()
     ratio = sensitivity(loss)

@@ -14,7 +14,6 @@ says how to fold each row back into a ``(C, H, W)`` image.
 """
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -22,15 +21,9 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import skperceptual
 from skperceptual import PerceptualAETransformer
 from skperceptual.datasets import load_lunarlander
 
-
-def perceptual_weights():
-    """The offline copy of AlexNet's ImageNet weights if present, else ``"imagenet"``."""
-    path = Path(skperceptual.__file__).resolve().parents[2] / "shared/weights/alexnet-imagenet-features.pth"
-    return str(path) if path.is_file() else "imagenet"
 
 
 data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
@@ -44,7 +37,7 @@ print(X.shape, X.columns[:3].tolist())
 # -----------------------------
 model = make_pipeline(
     PerceptualAETransformer(z_dim=8, image_shape=(3, 64, 64), max_epochs=2, batch_size=16,
-                            validation_fraction=None, perceptual_weights=perceptual_weights(),
+                            validation_fraction=None, perceptual_weights="imagenet",
                             device="cpu", random_state=0),
     StandardScaler(),
     RidgeCV(alphas=[0.1, 1.0, 10.0]),

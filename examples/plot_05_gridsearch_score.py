@@ -16,28 +16,21 @@ real test. Tiny settings here: 48 frames and 2 epochs per fit.
 """
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import GridSearchCV
 
-import skperceptual
 from skperceptual import PerceptualAETransformer
 from skperceptual.datasets import load_lunarlander
 
-
-def perceptual_weights():
-    """The offline copy of AlexNet's ImageNet weights if present, else ``"imagenet"``."""
-    path = Path(skperceptual.__file__).resolve().parents[2] / "shared/weights/alexnet-imagenet-features.pth"
-    return str(path) if path.is_file() else "imagenet"
 
 
 data = load_lunarlander(n_rollouts=16, n_steps=24, random_state=0)
 X = data.autoencoder.X[np.random.default_rng(0).choice(len(data.autoencoder.X), 48, replace=False)]
 
-ae = PerceptualAETransformer(loss="perceptual", perceptual_weights=perceptual_weights(),
+ae = PerceptualAETransformer(loss="perceptual", perceptual_weights="imagenet",
                              max_epochs=2, batch_size=16, validation_fraction=None,
                              device="cpu", random_state=0)
 search = GridSearchCV(ae, {"z_dim": [2, 8, 32]}, cv=2)  # y is not needed

@@ -9,6 +9,8 @@ that ``skperceptual --help`` starts fast.
 import argparse
 import sys
 
+from . import __version__
+
 
 def _add_data_parser(subparsers):
     data = subparsers.add_parser(
@@ -57,16 +59,97 @@ def _data_lunarlander(args):
     return 0
 
 
+def _add_experiment_parser(subparsers):
+    exp = subparsers.add_parser(
+        "experiment",
+        help="run the paper's evaluation protocol on a dataset",
+        description="Fit the AE / VAE / P. AE / P. VAE autoencoders, tune heads on their embeddings and "
+        "write results.csv, tables.md (next to the paper's numbers), figure6.png and embeddings.png. "
+        "Re-running the same command resumes: finished units are skipped.",
+    )
+    exp.add_argument("--dataset", required=True,
+                     help="a dataset of skperceptual.protocol's registry (lunarlander, stl10, svhn)")
+    exp.add_argument("--profile", default="smoke",
+                     help="smoke, cpu, paper or the path of a TOML profile (default: smoke)")
+    exp.add_argument("--out", default=None,
+                     help="run directory (default: runs/<dataset>-<profile>-<run key>)")
+    exp.add_argument("--n-jobs", type=int, default=None, help="units run at once (default: 1, or all cluster workers)")
+    exp.add_argument("--backend", default=None,
+                     help="joblib backend: loky (default), threading, dask or ray")
+    exp.add_argument("--scheduler", default=None,
+                     help="dask.distributed scheduler address for --backend dask (default: a LocalCluster)")
+    exp.add_argument("--resources", default=None,
+                     help="dask worker resources each unit needs, e.g. GPU=1 for one unit per GPU worker")
+    exp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a profile value, e.g. --set ae.max_epochs=2 --set 'ae.z_dims=[32]'; "
+                     "the ae section takes any PerceptualAETransformer parameter")
+    exp.add_argument("--quiet", action="store_true", help="no progress output")
+    exp.set_defaults(func=_cmd_experiment)
+
+
+def _backend(args):
+    """Set up the named joblib backend; return (backend, backend_kwargs, cleanup)."""
+    if args.backend == "dask":
+        from distributed import Client, LocalCluster
+
+        client = Client(args.scheduler) if args.scheduler else Client(LocalCluster())
+        kwargs = {}
+        if args.resources:
+            name, _, amount = args.resources.partition("=")
+            kwargs["resources"] = {name: float(amount or 1)}
+        return "dask", kwargs, client.close
+    if args.backend == "ray":
+        from ray.util.joblib import register_ray
+
+        register_ray()
+    return args.backend, {}, lambda: None
+
+
+def _cmd_experiment(args):
+    from .protocol import load_profile, run_protocol
+    from .protocol._config import parse_overrides
+
+    # The whole configuration is checked before a cluster starts or data loads.
+    config = load_profile(args.profile, dataset=args.dataset, **parse_overrides(args.overrides))
+    if args.n_jobs is not None and args.n_jobs == 0:
+        raise SystemExit("--n-jobs 0 runs nothing: pass a positive number, -1 for all cores, or leave it out.")
+    backend, backend_kwargs, cleanup = _backend(args)
+    try:
+        results = run_protocol(None, config, args.out, n_jobs=args.n_jobs, backend=backend,
+                               backend_kwargs=backend_kwargs, verbose=0 if args.quiet else 1)
+    finally:
+        cleanup()
+    print(f"{len(results)} result rows; see tables.md in the run directory")
+    return 0
+
+
+def _add_report_parser(subparsers):
+    rep = subparsers.add_parser("report", help="re-render tables.md and the figures of a run directory")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args):
+    from .protocol import render_report
+
+    for path in render_report(args.run_dir):
+        print(path)
+    return 0
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="skperceptual",
         description="Perceptual-loss autoencoders (Pihlgren et al., IJCNN 2020).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_data_parser(subparsers)
-    from .protocol._cli import add_subcommands
+    _add_experiment_parser(subparsers)
+    _add_report_parser(subparsers)
+    from ._weights_cli import add_weights_parser
 
-    add_subcommands(subparsers)
+    add_weights_parser(subparsers)
     return parser
 
 

@@ -5,6 +5,7 @@ import contextlib
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.utils import TeeGenerator
 
 from ._data import ImageDataset, to_unit_float
 
@@ -114,27 +115,25 @@ class AutoencoderNet(NeuralNet):
         # Report and backpropagate a float32 loss whatever autocast chose.
         return loss.float()
 
-    def train_step_single(self, batch, **fit_params):
+    def train_step(self, batch, **fit_params):
         if self.grad_scaler_ is None:
-            return super().train_step_single(batch, **fit_params)
-        self._set_training(True)
+            return super().train_step(batch, **fit_params)
+        # fp16 on CUDA: GradScaler cannot step through skorch's closure, so
+        # this step computes the scaled gradients itself, unscales them
+        # before callbacks see them (e.g. gradient clipping), and lets the
+        # scaler skip non-finite steps and adapt its scale.
+        self.optimizer_.zero_grad()
+        self.module_.train()
+        self.criterion_.train()
         x, _ = batch
         y_pred = self.infer(x, **fit_params)
         loss = self.get_loss(y_pred, None, X=x, training=True)
         self.grad_scaler_.scale(loss).backward()
-        return {"loss": loss, "y_pred": y_pred}
-
-    def _step_optimizer(self, step_fn):
-        if self.grad_scaler_ is None:
-            return super()._step_optimizer(step_fn)
-        # GradScaler cannot step through a closure: compute the gradients
-        # first, then let the scaler unscale, skip non-finite steps and
-        # adapt its scale.
-        step_fn()
-        for name in self._optimizers:
-            self.grad_scaler_.step(getattr(self, name + "_"))
+        self.grad_scaler_.unscale_(self.optimizer_)
+        self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()), batch=batch)
+        self.grad_scaler_.step(self.optimizer_)
         self.grad_scaler_.update()
-        return None
+        return {"loss": loss, "y_pred": y_pred}
 
     def _batches(self, dataset):
         self._set_training(False)

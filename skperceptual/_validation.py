@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import torch
 from sklearn.utils.validation import check_non_negative, validate_data
 
 from ._model import MIN_SIZE, SIZE_STEP, valid_size
@@ -17,8 +18,52 @@ def _to_numpy(X):
     # Torch tensors become numpy views (no copy for CPU tensors), so that
     # scikit-learn's checks apply to them too.
     if hasattr(X, "detach") and hasattr(X, "cpu"):
-        return X.detach().cpu().numpy()
+        X = X.detach().cpu()
+        if X.dtype == torch.bfloat16:
+            # numpy has no bfloat16; float32 holds every bfloat16 exactly.
+            X = X.float()
+        return X.numpy()
     return X
+
+
+def check_device(device, requested=None):
+    """Return ``device`` as a string after checking that torch can use it here.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The device to train and transform on ("auto" already resolved).
+    requested : str or torch.device, default=None
+        The ``device`` parameter as the user passed it, for the message.
+
+    Returns
+    -------
+    device : str
+
+    Raises
+    ------
+    ValueError
+        When ``device`` is not a torch device name, or is not available on
+        this machine; raised before any data is touched or weights loaded.
+    """
+    requested = device if requested is None else requested
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"device={requested!r} is not a torch device: {exc}. Pass device='auto' "
+            "(CUDA when available, else the CPU), 'cpu', 'cuda' or 'cuda:<index>'."
+        ) from None
+    try:
+        # Allocating nothing still initialises the backend, which is what
+        # fails for an absent GPU or an out-of-range index.
+        torch.empty(0, device=parsed)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        raise ValueError(
+            f"device={requested!r} is not available on this machine: {exc}. Pass "
+            "device='auto' (CUDA when available, else the CPU) or device='cpu'."
+        ) from None
+    return str(device)
 
 
 def check_images(estimator, X, *, reset, image_shape=None):
@@ -55,6 +100,12 @@ def check_images(estimator, X, *, reset, image_shape=None):
         ndim = X.ndim
     if ndim == 4:
         shape = tuple(int(s) for s in X.shape[1:])
+        if image_shape is not None and tuple(int(s) for s in image_shape) != shape:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} contradicts the 4-D input of images "
+                f"shaped {shape}. image_shape only describes flat 2-D input: pass "
+                "image_shape=None with 4-D input, or the images' own shape."
+            )
         flat = X.reshape(X.shape[0], math.prod(shape))
     elif ndim == 2:
         flat, shape = X, None

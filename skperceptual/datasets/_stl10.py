@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._atomic import atomic_path
-from ._base import _missing_files_error, get_data_home
+from ._base import _check_n_autoencoder, _damaged_file_error, _missing_files_error, get_data_home
 
 __all__ = ["load_stl10"]
 
@@ -50,6 +50,19 @@ binary files; they are transposed here into their upright orientation.
 """
 
 
+def _count_images(path):
+    """Number of images in ``*_X.bin``, from its size, which must be a whole, positive multiple."""
+    size = os.path.getsize(path)
+    if size == 0 or size % _IMAGE_BYTES:
+        raise _damaged_file_error(
+            path,
+            f"holds {size} bytes, i.e. {size / _IMAGE_BYTES:g} images",
+            _SOURCE,
+            f"a whole, positive number of {_IMAGE_BYTES}-byte (3x96x96) images",
+        )
+    return size // _IMAGE_BYTES
+
+
 def _read_images(path, n_images=None):
     """Read ``*_X.bin`` into a (n, 3, 96, 96) uint8 array, upright.
 
@@ -58,7 +71,7 @@ def _read_images(path, n_images=None):
     Reading chunk by chunk and transposing into a preallocated array keeps
     peak memory at the output size plus one chunk.
     """
-    n_total = os.path.getsize(path) // _IMAGE_BYTES
+    n_total = _count_images(path)
     n = n_total if n_images is None else min(int(n_images), n_total)
     out = np.empty((n, 3, SIZE, SIZE), dtype=np.uint8)
     step = max(1, min(n, _CHUNK_BYTES // _IMAGE_BYTES))
@@ -68,22 +81,43 @@ def _read_images(path, n_images=None):
         for start in range(0, n, step):
             count = min(step, n - start)
             if f.readinto(buf[:count].data) != count * _IMAGE_BYTES:
-                raise OSError(f"{path} ended early; the file is truncated.")
+                # Only a file that shrank while being read gets here.
+                raise _damaged_file_error(path, "ended early", _SOURCE, "a complete file")
             out[start:start + count] = buf[:count].transpose(0, 1, 3, 2)
     return out
 
 
 def _read_labels(path, n_labels):
+    raw = np.fromfile(path, dtype=np.uint8)
+    if len(raw) != n_labels:
+        raise _damaged_file_error(
+            path, f"holds {len(raw)} labels", _SOURCE, f"one byte per image, {n_labels} labels"
+        )
+    bad = np.unique(raw[(raw < 1) | (raw > len(CLASS_NAMES))])
+    if len(bad):
+        raise _damaged_file_error(
+            path,
+            f"holds labels {bad[:5].tolist()}",
+            _SOURCE,
+            f"labels 1..{len(CLASS_NAMES)} (one per class)",
+        )
     # Labels are stored as 1..10; the classes are numbered from 0.
-    y = np.fromfile(path, dtype=np.uint8).astype(np.int64) - 1
-    if len(y) != n_labels:
-        raise OSError(f"{path} holds {len(y)} labels for {n_labels} images.")
-    return y
+    return raw.astype(np.int64) - 1
 
 
 def _read_class_names(path):
-    names = [line.strip() for line in Path(path).read_text().splitlines()]
-    return [n for n in names if n] or list(CLASS_NAMES)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise _damaged_file_error(
+            path, f"is not UTF-8 text ({exc})", _SOURCE, "one class name per line"
+        ) from None
+    names = [n for n in (line.strip() for line in text.splitlines()) if n]
+    if names and len(names) != len(CLASS_NAMES):
+        raise _damaged_file_error(
+            path, f"names {len(names)} classes", _SOURCE, f"{len(CLASS_NAMES)} class names, one per line"
+        )
+    return names or list(CLASS_NAMES)
 
 
 def _download(data_home):
@@ -156,6 +190,12 @@ def load_stl10(*, data_home=None, download_if_missing=True, n_autoencoder=None):
     ------
     FileNotFoundError
         When files are missing and cannot be downloaded.
+    ValueError
+        When ``n_autoencoder`` is below 1, or a file is damaged: an image
+        file whose size is not a whole, positive number of images, a label
+        file of the wrong length or with labels outside 1..10, or a
+        ``class_names.txt`` that is not UTF-8 text with 10 names. The
+        message names the file.
 
     Examples
     --------
@@ -164,6 +204,7 @@ def load_stl10(*, data_home=None, download_if_missing=True, n_autoencoder=None):
     >>> data.test.X.shape  # doctest: +SKIP
     (8000, 3, 96, 96)
     """
+    _check_n_autoencoder(n_autoencoder)
     data_home = get_data_home(data_home)
     folder = data_home / FOLDER
     missing = [f for f in _FILES if not (folder / f).is_file()]
@@ -179,17 +220,25 @@ def load_stl10(*, data_home=None, download_if_missing=True, n_autoencoder=None):
                 "STL-10", folder, missing, f"download failed: {exc}", _SOURCE, False
             ) from exc
 
+    # Everything small is checked before the (up to 2.8 GB of) images are
+    # read, so that a damaged file fails fast.
+    labels = {
+        split: _read_labels(folder / f"{split}_y.bin", _count_images(folder / f"{split}_X.bin"))
+        for split in _SPLITS.values()
+        if split != "unlabeled"
+    }
+    _count_images(folder / "unlabeled_X.bin")
+    target_names = _read_class_names(folder / "class_names.txt")
     parts = {}
     for part, split in _SPLITS.items():
         X = _read_images(
             folder / f"{split}_X.bin", n_autoencoder if split == "unlabeled" else None
         )
-        y = None if split == "unlabeled" else _read_labels(folder / f"{split}_y.bin", len(X))
-        parts[part] = Bunch(X=X, y=y)
+        parts[part] = Bunch(X=X, y=labels.get(split))
     return Bunch(
         **parts,
         task="classification",
         image_shape=(3, SIZE, SIZE),
-        target_names=_read_class_names(folder / "class_names.txt"),
+        target_names=target_names,
         DESCR=DESCR,
     )

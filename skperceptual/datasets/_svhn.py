@@ -3,7 +3,7 @@
 from sklearn.utils import Bunch
 
 from .._atomic import atomic_path
-from ._base import _missing_files_error, get_data_home
+from ._base import _check_n_autoencoder, _damaged_file_error, _missing_files_error, get_data_home
 
 __all__ = ["load_svhn"]
 
@@ -32,14 +32,61 @@ def _filename(split):
     return f"{split}_32x32.mat"
 
 
+_LAYOUT = "X of shape (32, 32, 3, n_images), dtype uint8, and y with one label in 1..10 per image"
+
+
+def _check(path):
+    """Check the variables of one ``.mat`` file from its header; return its number of images.
+
+    :func:`scipy.io.whosmat` reads shapes and types without the data, so
+    every file is checked before any is loaded.
+    """
+    from scipy.io import whosmat
+
+    try:
+        variables = {name: (shape, kind) for name, shape, kind in whosmat(path)}
+    except Exception as exc:  # scipy raises ValueError, OSError or MatReadError
+        raise _damaged_file_error(
+            path, f"is not a readable MATLAB file ({exc})", _SOURCE, _LAYOUT
+        ) from None
+    missing = [v for v in ("X", "y") if v not in variables]
+    if missing:
+        raise _damaged_file_error(
+            path, f"lacks the variable(s) {missing} (it holds {sorted(variables)})", _SOURCE, _LAYOUT
+        )
+    (shape, kind), (y_shape, _) = variables["X"], variables["y"]
+    if len(shape) != 4 or tuple(shape[:3]) != (SIZE, SIZE, 3) or shape[3] < 1:
+        raise _damaged_file_error(path, f"holds X of shape {tuple(shape)}", _SOURCE, _LAYOUT)
+    if kind != "uint8":
+        # Casting float images in [0, 1] to uint8 would make them all black.
+        raise _damaged_file_error(path, f"holds X of type {kind}", _SOURCE, _LAYOUT)
+    n_labels = 1
+    for size in y_shape:
+        n_labels *= size
+    if n_labels != shape[3]:
+        raise _damaged_file_error(
+            path, f"holds {n_labels} labels for {shape[3]} images", _SOURCE, _LAYOUT
+        )
+    return shape[3]
+
+
 def _read(path, n_images=None):
-    """Read one ``.mat`` file into 2x2-tiled (n, 3, 64, 64) uint8 and labels."""
+    """Read one checked ``.mat`` file into 2x2-tiled (n, 3, 64, 64) uint8 and labels."""
     import numpy as np
     from scipy.io import loadmat
 
-    mat = loadmat(path, variable_names=["X", "y"])
-    X, y = mat["X"], mat["y"]
+    try:
+        mat = loadmat(path, variable_names=["X", "y"])
+    except Exception as exc:  # a truncated file passes the header check
+        raise _damaged_file_error(
+            path, f"is not a readable MATLAB file ({exc})", _SOURCE, _LAYOUT
+        ) from None
+    X, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
     del mat
+    valid = np.isin(y, np.arange(1, 11))
+    if not valid.all():
+        bad = np.unique(y[~valid])[:5].tolist()
+        raise _damaged_file_error(path, f"holds labels {bad}", _SOURCE, _LAYOUT)
     n = X.shape[3] if n_images is None else min(int(n_images), X.shape[3])
     out = np.empty((n, 3, 2 * SIZE, 2 * SIZE), dtype=np.uint8)
     for start in range(0, n, _CHUNK):
@@ -49,7 +96,7 @@ def _read(path, n_images=None):
         for rows in (slice(0, SIZE), slice(SIZE, 2 * SIZE)):
             for cols in (slice(0, SIZE), slice(SIZE, 2 * SIZE)):
                 out[start:stop, :, rows, cols] = chunk
-    labels = y.reshape(-1)[:n].astype(np.int64)
+    labels = y[:n].astype(np.int64)
     labels[labels == 10] = 0
     return out, labels
 
@@ -108,6 +155,11 @@ def load_svhn(*, data_home=None, download_if_missing=True, n_autoencoder=None):
     ------
     FileNotFoundError
         When files are missing and cannot be downloaded.
+    ValueError
+        When ``n_autoencoder`` is below 1, or a file is damaged: unreadable,
+        without ``X`` or ``y``, with ``X`` not uint8 of shape
+        (32, 32, 3, n_images), or with labels not one per image in 1..10.
+        The message names the file.
 
     Notes
     -----
@@ -122,6 +174,7 @@ def load_svhn(*, data_home=None, download_if_missing=True, n_autoencoder=None):
     >>> data.predictor.X.shape  # doctest: +SKIP
     (73257, 3, 64, 64)
     """
+    _check_n_autoencoder(n_autoencoder)
     folder = get_data_home(data_home) / FOLDER
     missing = [
         _filename(s) for s in _SPLITS.values() if not (folder / _filename(s)).is_file()
@@ -139,6 +192,8 @@ def load_svhn(*, data_home=None, download_if_missing=True, n_autoencoder=None):
                     "SVHN", folder, missing, f"download failed: {exc}", _SOURCE, False
                 ) from exc
 
+    for split in _SPLITS.values():
+        _check(folder / _filename(split))
     parts = {}
     for part, split in _SPLITS.items():
         n = n_autoencoder if part == "autoencoder" else None

@@ -1,15 +1,21 @@
-"""Experiment profiles: loading, command-line overrides and the run key.
+"""Experiment profiles: loading, command-line overrides, validation and the run key.
 
-A profile is a small TOML file (``experiments/<name>.toml``) with the
-sections below; every value missing from it takes the default in
-:data:`DEFAULTS`. Any value can be overridden, either from Python
-(``load_profile("cpu", ae__max_epochs=2)``) or from the command line
-(``--set ae.max_epochs=2``).
+A profile is a small TOML file with the sections of :data:`DEFAULTS`; the
+shipped ones (``smoke``, ``cpu``, ``paper``) are package data, and any other
+TOML path works too. Every value missing from a profile takes its default:
+the protocol's own in :data:`DEFAULTS`, and for the ``ae`` section the
+estimator's, so any :class:`~skperceptual.PerceptualAETransformer`
+parameter can be set there. Any value can be overridden from Python
+(``load_profile("cpu", ae__max_epochs=2)``) or the command line
+(``--set ae.max_epochs=2``). The whole configuration is validated before
+any data is loaded or any file is written.
 """
 
 import copy
 import hashlib
 import json
+from importlib import resources
+from numbers import Integral, Real
 from pathlib import Path
 
 try:  # Python 3.11+
@@ -17,10 +23,7 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-#: Path, relative to the repository root, of the offline ImageNet AlexNet
-#: weights this workplace keeps beside the checkout; ``perceptual_weights =
-#: "auto"`` uses it when present and falls back to ``"imagenet"`` otherwise.
-SHARED_WEIGHTS = Path("..") / "shared" / "weights" / "alexnet-imagenet-features.pth"
+from ._registry import DATASETS, HEADS
 
 #: The four autoencoder variants: (loss, variational).
 VARIANTS = {
@@ -30,9 +33,13 @@ VARIANTS = {
     "P. VAE": ("perceptual", True),
 }
 
+#: Estimator parameters the protocol sets per unit, and the key that does.
+PROTOCOL_AE_PARAMS = {"z_dim": "ae.z_dims", "loss": "ae.variants", "variational": "ae.variants",
+                      "random_state": "random_state"}
+
 DEFAULTS = {
-    # Name of the dataset loader (skperceptual.datasets.load_<dataset>);
-    # ignored when run_protocol is given a Bunch directly.
+    # Name of the dataset (skperceptual.protocol DATASETS); ignored when
+    # run_protocol is given a Bunch directly.
     "dataset": "lunarlander",
     # Seeds the subsampling, every AE fit, the head split and the heads.
     "random_state": 0,
@@ -46,29 +53,21 @@ DEFAULTS = {
         "n_predictor": 0,
         "n_test": 0,
     },
+    # Besides these two, any PerceptualAETransformer parameter; the
+    # estimator's defaults apply to those a profile leaves out.
     "ae": {
-        # A list, or a table of lists by dataset name.
+        # A list, a table of lists by dataset name, or "paper" (the
+        # paper's sizes of the dataset).
         "z_dims": [32, 64],
         "variants": list(VARIANTS),
-        "kl_weight": 0.01,
-        "perceptual_net": "alexnet",
-        "perceptual_layer": 5,
-        # "imagenet", a path, None ("none" in TOML) or "auto" (see SHARED_WEIGHTS).
-        "perceptual_weights": "imagenet",
-        "perceptual_normalize": False,
-        "max_epochs": 50,
-        "batch_size": 512,
-        "lr": 1e-3,
-        "validation_fraction": 0.2,
-        "patience": 10,
-        "device": "auto",
     },
     "heads": {
-        # Which head families to tune: "mlp" and/or "linear" (classification
-        # adds LogisticRegression as "logistic" alongside "linear").
+        # Which head families to tune (skperceptual.protocol HEADS): "mlp"
+        # and/or "linear" (classification adds LogisticRegression as
+        # "logistic" alongside "linear").
         "kinds": ["mlp", "linear"],
-        # Share of the predictor set that PredefinedSplit holds out for
-        # selecting a head (the paper's 80/20 split).
+        # Share of the predictor set held out for selecting a head (the
+        # paper's 80/20 split).
         "validation_fraction": 0.2,
         "layer_sizes": [32, 64, 128],
         "max_layers": 2,
@@ -82,7 +81,8 @@ DEFAULTS = {
         "logistic_C": [0.01, 0.1, 1.0, 10.0],
     },
     "decoder": {
-        # Table VIII: epochs of pixel-loss decoder retraining (encoder frozen).
+        # Table VIII: pixel-loss decoder retraining (encoder frozen), the
+        # arguments of PerceptualAETransformer.fit_decoder.
         "max_epochs": 50,
         "lr": 1e-3,
         "patience": 10,
@@ -94,29 +94,35 @@ DEFAULTS = {
 }
 
 
+def _estimator_params():
+    from .. import PerceptualAETransformer
+
+    return PerceptualAETransformer().get_params()
+
+
 def _merge(base, update, where=""):
     out = copy.deepcopy(base)
+    # The ae section takes estimator parameters (checked against the
+    # estimator in validate_config) and data.loader any loader argument.
+    free_form = where in ("ae.", "data.loader.") or where.startswith("data.loader.")
     for key, value in update.items():
-        if key not in out:
+        if key not in out and not free_form:
             raise KeyError(f"Unknown profile key {where + key!r}; valid keys: {sorted(out)}")
-        if isinstance(out[key], dict) and key != "loader":
-            if not isinstance(value, dict):
-                raise TypeError(f"Profile key {where + key!r} is a section; got {value!r}")
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
             out[key] = _merge(out[key], value, where + key + ".")
+        elif isinstance(out.get(key), dict) and key != "z_dims":
+            raise TypeError(f"Profile key {where + key!r} is a section; got {value!r}")
         else:
             out[key] = value
     return out
 
 
-def repo_root():
-    """Return the folder that holds the ``skperceptual`` package (the repository root)."""
-    import skperceptual
-
-    return Path(skperceptual.__file__).resolve().parents[1]
+def _shipped_profiles():
+    return resources.files(__package__) / "profiles"
 
 
 def resolve_profile_path(name_or_path):
-    """Find a profile file: an existing path, else ``<repo>/experiments/NAME.toml``.
+    """Find a profile file: an existing path, else a profile shipped with the package.
 
     Parameters
     ----------
@@ -125,22 +131,22 @@ def resolve_profile_path(name_or_path):
 
     Returns
     -------
-    path : pathlib.Path
+    path : pathlib.Path or importlib.resources.abc.Traversable
 
     Raises
     ------
     FileNotFoundError
-        Listing every location tried.
+        Naming the shipped profiles.
     """
-    tried = [Path(name_or_path)]
-    name = str(name_or_path)
-    tried.append(repo_root() / "experiments" / (name if name.endswith(".toml") else name + ".toml"))
-    for path in tried:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"No profile {name_or_path!r}; tried: " + ", ".join(str(p) for p in tried)
-    )
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = _shipped_profiles()
+    name = str(name_or_path).removesuffix(".toml")
+    if (shipped / f"{name}.toml").is_file():
+        return shipped / f"{name}.toml"
+    names = sorted(p.name.removesuffix(".toml") for p in shipped.iterdir() if p.name.endswith(".toml"))
+    raise FileNotFoundError(f"No profile {str(name_or_path)!r}: not a file, and the shipped profiles are {names}")
 
 
 def _parse_value(text):
@@ -184,31 +190,19 @@ def _nest(overrides):
     return nested
 
 
-def resolve_weights(value):
-    """Resolve ``perceptual_weights``: ``"auto"`` becomes the shared file or ``"imagenet"``.
-
-    ``"none"`` (TOML has no null) becomes None. A relative path is taken
-    relative to the repository root.
-    """
-    if value is None or (isinstance(value, str) and value.lower() == "none"):
-        return None
-    if value == "auto":
-        path = (repo_root() / SHARED_WEIGHTS).resolve()
-        return str(path) if path.is_file() else "imagenet"
-    if value == "imagenet":
-        return value
-    path = Path(value)
-    return str(path if path.is_absolute() else (repo_root() / path).resolve())
+def _none(value):
+    # TOML has no null: "none" stands for None.
+    return None if isinstance(value, str) and value.lower() == "none" else value
 
 
 def load_profile(name_or_path="smoke", **overrides):
-    """Load a profile and apply overrides, returning the resolved configuration.
+    """Load a profile, apply overrides and validate the result.
 
     Parameters
     ----------
     name_or_path : str, path-like or dict, default="smoke"
-        A profile name (``"smoke"``, ``"cpu"``, ``"paper"``), the path of a
-        TOML file, or an already loaded configuration dict.
+        A shipped profile's name (``"smoke"``, ``"cpu"``, ``"paper"``), the
+        path of a TOML file, or an already loaded configuration dict.
     **overrides
         Values replacing the profile's; nested keys are joined with ``__``,
         e.g. ``ae__max_epochs=2`` or ``heads__kinds=["mlp"]``.
@@ -216,8 +210,14 @@ def load_profile(name_or_path="smoke", **overrides):
     Returns
     -------
     config : dict
-        Every key of :data:`DEFAULTS`, with ``perceptual_weights`` resolved
-        and ``profile`` naming the source.
+        Every key of :data:`DEFAULTS` plus the ``ae`` parameters the profile
+        sets, ``z_dims`` resolved for the dataset, and ``profile`` naming the
+        source.
+
+    Raises
+    ------
+    ValueError
+        Naming the first invalid key and how to fix it.
 
     Examples
     --------
@@ -229,24 +229,151 @@ def load_profile(name_or_path="smoke", **overrides):
         profile, source = copy.deepcopy(name_or_path), name_or_path.get("profile", "custom")
     else:
         path = resolve_profile_path(name_or_path)
-        with open(path, "rb") as f:
-            profile = tomllib.load(f)
-        source = path.stem
+        profile, source = tomllib.loads(path.read_text()), Path(str(path)).stem
     profile.pop("profile", None)
-    config = _merge(DEFAULTS, profile)
-    config = _merge(config, _nest(overrides))
-    config["ae"]["perceptual_weights"] = resolve_weights(config["ae"]["perceptual_weights"])
-    if isinstance(config["ae"]["z_dims"], dict):
-        # Per-dataset lists, as in the paper profile.
-        by_dataset = config["ae"]["z_dims"]
-        if config["dataset"] not in by_dataset:
-            raise KeyError(f"ae.z_dims has no entry for dataset {config['dataset']!r}: {sorted(by_dataset)}")
-        config["ae"]["z_dims"] = by_dataset[config["dataset"]]
-    unknown = set(config["ae"]["variants"]) - set(VARIANTS)
-    if unknown:
-        raise ValueError(f"Unknown variants {sorted(unknown)}; valid: {list(VARIANTS)}")
+    config = _merge(_merge(DEFAULTS, profile), _nest(overrides))
+    config["ae"] = {key: _none(value) for key, value in config["ae"].items()}
+    config["decoder"]["patience"] = _none(config["decoder"]["patience"])
+    z_dims = config["ae"]["z_dims"]
+    if z_dims == "paper" and config["dataset"] in DATASETS:
+        config["ae"]["z_dims"] = list(DATASETS[config["dataset"]].z_dims)
+    elif isinstance(z_dims, dict):
+        # Per-dataset lists.
+        if config["dataset"] not in z_dims:
+            raise ValueError(f"ae.z_dims has no entry for dataset {config['dataset']!r}: {sorted(z_dims)}")
+        config["ae"]["z_dims"] = z_dims[config["dataset"]]
     config["profile"] = source
+    validate_config(config)
     return config
+
+
+def _is_int(value, low=None):
+    return isinstance(value, Integral) and not isinstance(value, bool) and (low is None or value >= low)
+
+
+def _is_fraction(value):
+    return isinstance(value, Real) and not isinstance(value, bool) and 0 < value < 1
+
+
+def _is_list(check):
+    return lambda value: isinstance(value, list) and len(value) > 0 and all(check(v) for v in value)
+
+
+def _is_positive(value):
+    return isinstance(value, Real) and not isinstance(value, bool) and value > 0
+
+
+#: Checks of the protocol's own keys: key -> (check, what a valid value is).
+_CHECKS = {
+    "random_state": (_is_int, "an int"),
+    "data.n_autoencoder": (lambda v: _is_int(v, 0), "an int >= 0 (0 = all)"),
+    "data.n_predictor": (lambda v: _is_int(v, 0), "an int >= 0 (0 = all)"),
+    "data.n_test": (lambda v: _is_int(v, 0), "an int >= 0 (0 = all)"),
+    "data.loader": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+                    "a table of loader arguments by dataset, e.g. [data.loader.lunarlander]"),
+    "ae.z_dims": (_is_list(lambda v: _is_int(v, 1)), "a list of ints >= 1, e.g. --set 'ae.z_dims=[8]'"),
+    "ae.variants": (_is_list(lambda v: v in VARIANTS), f"a list of variants from {list(VARIANTS)}"),
+    "heads.kinds": (_is_list(lambda v: v in {h.family for h in HEADS.values()}),
+                    f"a list of head families from {sorted({h.family for h in HEADS.values()})}"),
+    "heads.validation_fraction": (_is_fraction, "a float in (0, 1)"),
+    "heads.layer_sizes": (_is_list(lambda v: _is_int(v, 1)), "a list of ints >= 1"),
+    "heads.max_layers": (lambda v: v in (1, 2) and not isinstance(v, bool), "1 or 2"),
+    "heads.activations": (_is_list(lambda v: v in ("identity", "logistic", "tanh", "relu")),
+                          "a list from ['identity', 'logistic', 'tanh', 'relu']"),
+    "heads.max_iter": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "heads.n_iter_no_change": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "heads.early_stopping_fraction": (_is_fraction, "a float in (0, 1)"),
+    "heads.alphas": (_is_list(_is_positive), "a list of floats > 0"),
+    "heads.logistic_C": (_is_list(_is_positive), "a list of floats > 0"),
+    "decoder.max_epochs": (lambda v: _is_int(v, 1), "an int >= 1"),
+    "decoder.lr": (_is_positive, "a float > 0"),
+    "decoder.patience": (lambda v: v is None or _is_int(v, 1), "an int >= 1 or none"),
+    "report.n_frames": (lambda v: _is_int(v, 1), "an int >= 1"),
+}
+
+
+def _invalid(key, value, expected):
+    return ValueError(f"Profile key {key} = {value!r} is invalid: expected {expected}. "
+                      f"Fix it in the profile or with --set {key}=VALUE.")
+
+
+def _check_ae_params(ae):
+    """Check the ``ae`` section's estimator parameters against the estimator itself."""
+    import torch
+    from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+
+    from .. import PerceptualAETransformer
+
+    valid = sorted(set(_estimator_params()) - set(PROTOCOL_AE_PARAMS))
+    params = {k: v for k, v in ae.items() if k not in DEFAULTS["ae"]}
+    for key in params:
+        if key in PROTOCOL_AE_PARAMS:
+            raise ValueError(f"ae.{key} is set by the protocol for each unit; use {PROTOCOL_AE_PARAMS[key]} instead.")
+        if key not in valid:
+            raise ValueError(f"Unknown profile key 'ae.{key}'; valid keys: {sorted(DEFAULTS['ae']) + valid}")
+    try:
+        validate_parameter_constraints(PerceptualAETransformer._parameter_constraints, params,
+                                       caller_name="PerceptualAETransformer")
+    except InvalidParameterError as exc:
+        key = next(k for k in params if f"'{k}'" in str(exc))
+        raise ValueError(f"Profile key ae.{key}: {exc} Fix it in the profile or with --set ae.{key}=VALUE.") from exc
+    device = str(params.get("device", "auto"))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"ae.device = {device!r} but no CUDA device is visible; "
+                         "use --set ae.device=auto (CUDA when present) or ae.device=cpu.")
+
+
+def validate_config(config):
+    """Check a whole configuration, raising an error that names the key and the fix.
+
+    Runs before any data is loaded or any file written, so that a typo
+    never costs a fitted autoencoder.
+
+    Parameters
+    ----------
+    config : dict
+        As returned by :func:`load_profile`.
+
+    Raises
+    ------
+    ValueError
+    """
+    for key, (check, expected) in _CHECKS.items():
+        section, _, name = key.rpartition(".")
+        value = (config[section] if section else config)[name]
+        if not check(value):
+            raise _invalid(key, value, expected)
+    _check_ae_params(config["ae"])
+
+
+def ae_params(config, variant, z_dim):
+    """Every :class:`~skperceptual.PerceptualAETransformer` parameter of one AE unit.
+
+    The profile's ``ae`` section, the variant's loss, the embedding size and
+    the run's seed; the estimator's defaults for everything else.
+
+    Parameters
+    ----------
+    config : dict
+        A configuration from :func:`load_profile`.
+    variant : {"AE", "VAE", "P. AE", "P. VAE"}
+    z_dim : int
+
+    Returns
+    -------
+    params : dict
+        ``PerceptualAETransformer(**params)`` builds the unit's estimator.
+
+    Examples
+    --------
+    >>> p = ae_params(load_profile("smoke"), "P. VAE", 16)
+    >>> p["loss"], p["variational"], p["z_dim"]
+    ('perceptual', True, 16)
+    """
+    loss, variational = VARIANTS[variant]
+    params = {k: v for k, v in config["ae"].items() if k not in DEFAULTS["ae"]}
+    params.update(z_dim=int(z_dim), loss=loss, variational=variational, random_state=config["random_state"])
+    return {**_estimator_params(), **params}
 
 
 def config_hash(obj, length=12):
@@ -256,7 +383,7 @@ def config_hash(obj, length=12):
 
 
 def run_key(config):
-    """Key of a run: hash of everything in the resolved configuration that changes results.
+    """Key of a run: hash of everything in the configuration that changes results.
 
     The profile's name and the report settings do not change results, so
     they are left out: the same settings reached through another profile or

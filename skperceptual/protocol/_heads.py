@@ -3,48 +3,13 @@
 import time
 
 import numpy as np
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
-from sklearn.model_selection import GridSearchCV, PredefinedSplit
-from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.model_selection import GridSearchCV, GroupShuffleSplit, ShuffleSplit
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._config import DEFAULTS
 from ._metrics import scoring_for, test_metric
-
-#: Head names tuned per task for each family in ``heads.kinds``.
-FAMILIES = {
-    "positioning": {"mlp": ["mlp"], "linear": ["linear"]},
-    "classification": {"mlp": ["mlp"], "linear": ["linear", "logistic"]},
-}
-
-
-def mlp_architectures(layer_sizes=(32, 64, 128), max_layers=2):
-    """Hidden-layer tuples of the paper's MLP heads.
-
-    Every 1-layer network, and every 2-layer network whose second layer is no
-    larger than its first, with sizes from ``layer_sizes``.
-
-    Parameters
-    ----------
-    layer_sizes : sequence of int, default=(32, 64, 128)
-    max_layers : {1, 2}, default=2
-
-    Returns
-    -------
-    architectures : list of tuple of int
-
-    Examples
-    --------
-    >>> mlp_architectures((32, 64))
-    [(32,), (64,), (32, 32), (64, 32), (64, 64)]
-    """
-    sizes = sorted(int(s) for s in layer_sizes)
-    archs = [(s,) for s in sizes]
-    if max_layers >= 2:
-        archs += [(a, b) for a in sizes for b in sizes if b <= a]
-    return archs
+from ._registry import HEADS
 
 
 def _heads_config(config):
@@ -84,38 +49,14 @@ def head_search_space(task, kind, config=None, random_state=0):
     (9, ['relu', 'logistic'])
     """
     h = _heads_config(config)
-    if task not in FAMILIES:
-        raise ValueError(f"Unknown task {task!r}; expected one of {list(FAMILIES)}")
-    if kind == "mlp":
-        common = dict(
-            early_stopping=True,
-            validation_fraction=h["early_stopping_fraction"],
-            n_iter_no_change=h["n_iter_no_change"],
-            max_iter=h["max_iter"],
-            random_state=random_state,
-        )
-        grid = {
-            "hidden_layer_sizes": mlp_architectures(h["layer_sizes"], h["max_layers"]),
-            "activation": list(h["activations"]),
-        }
-        if task == "positioning":
-            # Standardising the pixel targets too keeps the MLP's identity
-            # output well scaled (an affine map, undone on predict); Adam
-            # with unscaled targets in [0, 64) converges much more slowly.
-            head = TransformedTargetRegressor(regressor=MLPRegressor(**common), transformer=StandardScaler())
-            prefix = "head__regressor__"
-        else:
-            head, prefix = MLPClassifier(**common), "head__"
-    elif kind == "linear":
-        head = Ridge() if task == "positioning" else RidgeClassifier()
-        prefix, grid = "head__", {"alpha": list(h["alphas"])}
-    elif kind == "logistic" and task == "classification":
-        head, prefix = LogisticRegression(max_iter=h["max_iter"]), "head__"
-        grid = {"C": list(h["logistic_C"])}
-    else:
-        raise ValueError(f"Unknown head {kind!r} for task {task!r}")
+    if task not in ("positioning", "classification"):
+        raise ValueError(f"Unknown task {task!r}; expected 'positioning' or 'classification'")
+    if kind not in HEADS or task not in HEADS[kind].tasks:
+        valid = [name for name, head in HEADS.items() if task in head.tasks]
+        raise ValueError(f"Unknown head {kind!r} for task {task!r}; valid: {valid}")
+    head, grid = HEADS[kind].build(task, h, random_state)
     pipeline = Pipeline([("scale", StandardScaler()), ("head", head)])
-    return pipeline, {prefix + k: v for k, v in grid.items()}
+    return pipeline, {"head__" + k: v for k, v in grid.items()}
 
 
 def _n_iter(estimator):
@@ -124,7 +65,7 @@ def _n_iter(estimator):
     return None if n_iter is None else int(np.max(n_iter))
 
 
-def predefined_split(n_samples, validation_fraction=0.2, random_state=0, groups=None):
+def head_split(n_samples, validation_fraction=0.2, random_state=0, groups=None):
     """The paper's single 80% train / 20% validation split of the predictor set.
 
     Parameters
@@ -134,39 +75,35 @@ def predefined_split(n_samples, validation_fraction=0.2, random_state=0, groups=
     random_state : int, default=0
     groups : array-like of shape (n_samples,), default=None
         Group of each sample, e.g. LunarLander rollout ids. When given (with
-        at least 2 groups), whole groups go to one side, so that validation
-        frames are not near-duplicates of training frames from the same
-        rollout; otherwise samples are split at random.
+        at least 2 groups), :class:`~sklearn.model_selection.GroupShuffleSplit`
+        puts whole groups on one side, so that validation frames are not
+        near-duplicates of training frames from the same rollout; otherwise
+        :class:`~sklearn.model_selection.ShuffleSplit` splits samples at random.
 
     Returns
     -------
-    cv : sklearn.model_selection.PredefinedSplit
-        One split: ``test_fold`` is 0 for validation rows, -1 for training rows.
+    cv : list of one (train, validation) pair of index arrays
+        The splitter's one split, as ``GridSearchCV``'s ``cv``.
 
     Examples
     --------
-    >>> cv = predefined_split(10, 0.2, groups=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
-    >>> (train, valid), = cv.split()
+    >>> cv = head_split(10, 0.2, groups=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    >>> (train, valid), = cv
     >>> len(train), len(valid)
     (8, 2)
     """
-    rng = np.random.default_rng(random_state)
-    test_fold = np.full(n_samples, -1)
-    unique = None if groups is None else np.unique(groups)
-    if unique is not None and len(unique) >= 2:
-        n_valid = min(len(unique) - 1, max(1, int(round(validation_fraction * len(unique)))))
-        test_fold[np.isin(groups, rng.permutation(unique)[:n_valid])] = 0
-    else:
-        n_valid = max(1, int(round(validation_fraction * n_samples)))
-        test_fold[rng.permutation(n_samples)[:n_valid]] = 0
-    return PredefinedSplit(test_fold)
+    X = np.zeros((n_samples, 1))
+    if groups is not None and len(np.unique(groups)) >= 2:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=validation_fraction, random_state=random_state)
+        return list(splitter.split(X, groups=groups))
+    return list(ShuffleSplit(n_splits=1, test_size=validation_fraction, random_state=random_state).split(X))
 
 
 def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, random_state=0, n_jobs=None,
                 groups=None):
     """Tune one head on the predictor set and score the chosen one on the test set.
 
-    The grid is searched on a :func:`predefined_split` of ``(Z_train,
+    The grid is searched on a :func:`head_split` of ``(Z_train,
     y_train)``; the best candidate by validation score is refitted once on
     the whole predictor set (``refit=True``) and scored once on the test set.
 
@@ -184,7 +121,7 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
         Passed to ``GridSearchCV``.
     groups : array-like, default=None
         Groups of the predictor samples (LunarLander rollouts) for
-        :func:`predefined_split`.
+        :func:`head_split`.
 
     Returns
     -------
@@ -202,7 +139,7 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
         pipeline,
         grid,
         scoring=scoring_for(task),
-        cv=predefined_split(len(Z_train), h["validation_fraction"], random_state, groups),
+        cv=head_split(len(Z_train), h["validation_fraction"], random_state, groups),
         refit=True,
         n_jobs=n_jobs,
         error_score="raise",

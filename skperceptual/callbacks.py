@@ -1,0 +1,141 @@
+"""skorch callbacks of the estimator: divergence checks and learning-curve checkpoints."""
+
+import math
+
+import numpy as np
+
+import torch
+from skorch.callbacks import Callback
+
+# The loss alone cannot catch every divergence: the decoder ends in a sigmoid
+# and the perceptual loss compares sigmoids, so the loss stays finite (and
+# bounded) while the encoder's weights blow up. The embedding, a linear map of
+# batch-normalised ReLU activations, shows it instead: its magnitude grows
+# with the size of Adam's steps. Measured on 48 64x64 images, 8 epochs, for
+# both losses: the peak |embedding| was 9 at lr=1e-3, 80 at lr=1e-2, 3e4 at
+# lr=0.1 (still training), 5e6-1e7 at lr=1 and ~1e9 at lr=10; lr=1e6 reaches
+# ~1e17. Such embeddings are useless downstream, where float32 sums of squares
+# (StandardScaler, PCA, a ridge head) lose them to rounding or overflow. The
+# bound sits between "aggressive but training" and "diverged".
+MAX_ABS_EMBEDDING = 1e6
+
+
+class DivergenceGuard(Callback):
+    """Stop training at the first batch whose loss or embeddings are non-finite or absurd.
+
+    Checked after every training and validation batch, so that a diverging
+    fit fails within one batch instead of training on for all its epochs
+    and returning NaN embeddings.
+
+    Parameters
+    ----------
+    max_abs_embedding : float, default=1e6
+        Largest magnitude an embedding entry may reach; see the module's
+        comment for why this bound.
+
+    Raises
+    ------
+    FloatingPointError
+        Saying which quantity went wrong, at which epoch and batch, and
+        what to try: a lower ``lr``, and checking ``perceptual_weights``.
+    """
+
+    def __init__(self, max_abs_embedding=MAX_ABS_EMBEDDING):
+        self.max_abs_embedding = max_abs_embedding
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.batch_ = 0
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None, **kwargs):
+        self.batch_ = getattr(self, "batch_", 0) + 1
+        problem = None
+        loss = None if loss is None else loss.detach()
+        if loss is not None and not torch.isfinite(loss).all():
+            problem = f"the {'training' if training else 'validation'} loss is {float(loss)}"
+        elif y_pred is not None:
+            # The module returns (reconstruction, mu, logvar, ...): mu is the
+            # embedding that transform() returns.
+            mu = y_pred[1].detach()
+            top = float(mu.abs().max()) if mu.numel() else 0.0
+            if not math.isfinite(top):
+                problem = "the embeddings contain non-finite values"
+            elif top > self.max_abs_embedding:
+                problem = (
+                    f"the embeddings reached {top:.3g}, beyond the sane bound of "
+                    f"{self.max_abs_embedding:g}"
+                )
+        if problem is None:
+            return
+        epoch = len(net.history)
+        raise FloatingPointError(
+            f"Training diverged at epoch {epoch}, batch {self.batch_}: {problem}. "
+            f"Try a lower lr than {net.lr:g} (e.g. 1e-3, Adam's usual value), and check "
+            "that perceptual_weights holds finite, trained weights (a corrupt or "
+            "NaN-filled file poisons the loss)."
+        )
+
+
+class EmbeddingCheckpoints(Callback):
+    """Embed fixed image sets at chosen points of training, for learning curves.
+
+    After the training batch at which the number of training images seen
+    first reaches each value of ``at``, every image set in ``images`` is
+    embedded (the embedding means, as ``transform`` returns them) with the
+    autoencoder as it is at that moment. Training then goes on unchanged:
+    embedding runs in evaluation mode without gradients and draws no random
+    numbers, and skorch puts the module back into training mode before the
+    next step.
+
+    Parameters
+    ----------
+    images : dict of str to array-like of shape (n_samples, C, H, W)
+        The image sets to embed, e.g. ``{"predictor": X_pred, "test": X_test}``,
+        in the layout and dtype given to ``fit``.
+    at : sequence of int
+        Numbers of training images seen (counting repeats over epochs) at
+        which to embed. Values past the end of training are never reached.
+
+    Attributes
+    ----------
+    checkpoints_ : list of (int, dict)
+        One ``(n_images_seen, {name: embeddings})`` pair per checkpoint
+        reached, in training order; the embeddings are float32 arrays of
+        shape (n_samples, z_dim).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skperceptual import PerceptualAETransformer
+    >>> from skperceptual.callbacks import EmbeddingCheckpoints
+    >>> X = np.random.default_rng(0).integers(0, 256, (16, 3, 64, 64), dtype=np.uint8)
+    >>> curve = EmbeddingCheckpoints({"train": X[:4]}, at=[8, 16, 32])
+    >>> ae = PerceptualAETransformer(z_dim=4, loss="pixel", max_epochs=2, batch_size=8,
+    ...                              validation_fraction=None, callbacks=[("curve", curve)],
+    ...                              random_state=0).fit(X)
+    >>> [(n, z["train"].shape) for n, z in curve.checkpoints_]
+    [(8, (4, 4)), (16, (4, 4)), (32, (4, 4))]
+    """
+
+    def __init__(self, images, at):
+        self.images = images
+        self.at = at
+
+    def initialize(self):
+        self.checkpoints_ = []
+        self.n_seen_ = 0
+        self._pending = sorted(int(n) for n in self.at)
+        return self
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        self.n_seen_ += len(batch[0])
+        if not self._pending or self.n_seen_ < self._pending[0]:
+            return
+        # One snapshot serves every checkpoint this batch reached.
+        while self._pending and self.n_seen_ >= self._pending[0]:
+            self._pending.pop(0)
+        from ._net import as_dataset
+
+        embeddings = {name: net.encode(as_dataset(np.asarray(X))) for name, X in self.images.items()}
+        self.checkpoints_.append((self.n_seen_, embeddings))

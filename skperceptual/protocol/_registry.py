@@ -1,0 +1,148 @@
+"""What the protocol evaluates: the prediction heads and the datasets.
+
+Adding a head or a dataset is one entry here; the runner, the results'
+row order and the report all read these registries.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import StandardScaler
+
+
+def mlp_architectures(layer_sizes=(32, 64, 128), max_layers=2):
+    """Hidden-layer tuples of the paper's MLP heads.
+
+    Every 1-layer network, and every 2-layer network whose second layer is no
+    larger than its first, with sizes from ``layer_sizes``.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int, default=(32, 64, 128)
+    max_layers : {1, 2}, default=2
+
+    Returns
+    -------
+    architectures : list of tuple of int
+
+    Examples
+    --------
+    >>> mlp_architectures((32, 64))
+    [(32,), (64,), (32, 32), (64, 32), (64, 64)]
+    """
+    sizes = sorted(int(s) for s in layer_sizes)
+    archs = [(s,) for s in sizes]
+    if max_layers >= 2:
+        archs += [(a, b) for a in sizes for b in sizes if b <= a]
+    return archs
+
+
+def _mlp(task, h, random_state):
+    common = dict(early_stopping=True, validation_fraction=h["early_stopping_fraction"],
+                  n_iter_no_change=h["n_iter_no_change"], max_iter=h["max_iter"], random_state=random_state)
+    grid = {"hidden_layer_sizes": mlp_architectures(h["layer_sizes"], h["max_layers"]),
+            "activation": list(h["activations"])}
+    if task == "classification":
+        return MLPClassifier(**common), grid
+    # Standardising the pixel targets too keeps the MLP's identity output
+    # well scaled (an affine map, undone on predict); Adam with unscaled
+    # targets in [0, 64) converges much more slowly.
+    head = TransformedTargetRegressor(regressor=MLPRegressor(**common), transformer=StandardScaler())
+    return head, {"regressor__" + k: v for k, v in grid.items()}
+
+
+def _linear(task, h, random_state):
+    # The paper's linear regression; on one-hot targets for classification.
+    return (Ridge() if task == "positioning" else RidgeClassifier()), {"alpha": list(h["alphas"])}
+
+
+def _logistic(task, h, random_state):
+    return LogisticRegression(max_iter=h["max_iter"]), {"C": list(h["logistic_C"])}
+
+
+@dataclass(frozen=True)
+class Head:
+    """One prediction head of the protocol.
+
+    Attributes
+    ----------
+    build : callable
+        ``build(task, heads_config, random_state) -> (estimator, param_grid)``;
+        the estimator is placed after a StandardScaler.
+    family : str
+        The ``heads.kinds`` value that selects this head.
+    table : str or None
+        The paper table family it is reported in (``_paper.TABLES``), None
+        for an extra row the paper does not have.
+    tasks : tuple of str
+        The tasks it applies to.
+    """
+
+    build: Callable
+    family: str
+    table: Optional[str]
+    tasks: tuple = ("positioning", "classification")
+
+
+#: Every head, in the order of results.csv and the report.
+HEADS = {
+    "mlp": Head(_mlp, family="mlp", table="mlp"),
+    "linear": Head(_linear, family="linear", table="linear"),
+    "logistic": Head(_logistic, family="linear", table=None, tasks=("classification",)),
+}
+
+
+def heads_for(task, kinds):
+    """Names of the heads tuned for a task when ``heads.kinds`` is ``kinds``.
+
+    Examples
+    --------
+    >>> heads_for("classification", ["linear"])
+    ['linear', 'logistic']
+    """
+    return [name for name, head in HEADS.items() if head.family in kinds and task in head.tasks]
+
+
+def _loader(name):
+    def load(**kwargs):
+        from .. import datasets
+
+        return getattr(datasets, f"load_{name}")(**kwargs)
+
+    load.__name__ = f"load_{name}"
+    return load
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset of the paper.
+
+    Attributes
+    ----------
+    load : callable
+        ``load(**data.loader.<name>)`` returns a Bunch with ``autoencoder``,
+        ``predictor`` and ``test`` parts.
+    task : {"positioning", "classification"}
+    metric : str
+        Unit of the heads' test metric in results.csv.
+    z_dims : tuple of int
+        The paper's embedding sizes (``ae.z_dims = "paper"``).
+    """
+
+    load: Callable
+    task: str
+    metric: str
+    z_dims: tuple = field(default=())
+
+
+DATASETS = {
+    "lunarlander": Dataset(_loader("lunarlander"), "positioning", "pixels", (32, 64, 128, 256)),
+    "stl10": Dataset(_loader("stl10"), "classification", "accuracy", (64, 128, 256, 512)),
+    "svhn": Dataset(_loader("svhn"), "classification", "accuracy", (32, 64, 128)),
+}
+
+#: The metric of each task, for a Bunch that is not in :data:`DATASETS`.
+TASK_METRICS = {"positioning": "pixels", "classification": "accuracy"}

@@ -1,0 +1,233 @@
+"""The protocol's three stages, each a list of units for :func:`~._units.run_units`.
+
+1. :func:`fit_autoencoders`: one unit per (variant, z) fits an AE and embeds
+   the predictor and test sets with it.
+2. :func:`search_heads`: one unit per (AE, head) tunes the head on the AE's
+   embeddings and scores it on the test set.
+3. :func:`retrain_decoders`: Table VIII, one unit per variant retrains the
+   decoder of its best AE with pixel loss.
+
+The columns every row of an AE carries are built in :func:`ae_columns`; a
+head's row in :func:`head_row`, a decoder's in :func:`decoder_row`.
+"""
+
+import json
+
+import joblib
+import numpy as np
+
+from .._atomic import atomic_path
+from ._config import VARIANTS, ae_params, config_hash
+from ._heads import search_head
+from ._metrics import mean_l1
+from ._registry import heads_for
+from ._units import Unit, jsonable, run_units
+
+
+def _slug(variant):
+    return variant.lower().replace(". ", "").replace(" ", "")
+
+
+def _variants(config):
+    return [v for v in VARIANTS if v in config["ae"]["variants"]]
+
+
+# ------------------------------------------------------------ autoencoders
+
+
+def _fit_ae(params, X_ae, X_pred, X_test, n_frames):
+    """Worker: fit one AE and embed the predictor and test sets."""
+    from .. import PerceptualAETransformer
+
+    ae = PerceptualAETransformer(**params).fit(X_ae)
+    # Adam's moments are needed neither to transform nor to retrain the
+    # decoder (fit_decoder starts a fresh Adam); a fresh optimizer makes the
+    # saved model about three times smaller.
+    ae.net_.initialize_optimizer()
+    return dict(ae=ae, Z_predictor=ae.transform(X_pred), Z_test=ae.transform(X_test),
+                recon=ae.inverse_transform(ae.transform(X_test[:n_frames])),
+                fit_time=float(ae.fit_time_), n_epochs=int(ae.n_epochs_))
+
+
+def _save_ae(unit, result):
+    data, n_frames = unit.info["data"], unit.info["n_frames"]
+    with atomic_path(unit.file(".joblib")) as tmp:
+        joblib.dump(result["ae"], tmp)
+    with atomic_path(unit.file(".npz")) as tmp:
+        np.savez(tmp, Z_predictor=result["Z_predictor"], Z_test=result["Z_test"], y_test=np.asarray(data.test.y),
+                 recon=result["recon"], frames=data.test.X[:n_frames])
+    return {"variant": unit.info["variant"], "z_dim": unit.info["z"], "key": unit.key,
+            "params": unit.info["params"], "fit_time": result["fit_time"], "n_epochs": result["n_epochs"]}
+
+
+def fit_autoencoders(run):
+    """Stage 1: fit every (variant, z) autoencoder not fitted yet; return their units."""
+    config, data, n_frames = run.config, run.data, run.config["report"]["n_frames"]
+    units = []
+    for variant in _variants(config):
+        for z in config["ae"]["z_dims"]:
+            params = ae_params(config, variant, z)
+            key = config_hash({"data": data.fingerprint, "params": params, "n_frames": n_frames})
+            units.append(Unit(
+                "ae", f"{_slug(variant)}-z{z}-{key}", key, run.units_dir / "ae", _fit_ae,
+                inputs=lambda p=params: (p, data.autoencoder.X, data.predictor.X, data.test.X, n_frames),
+                save=_save_ae, info=dict(variant=variant, z=z, params=params, data=data, n_frames=n_frames)))
+    return run_stage(run, "autoencoders", units)
+
+
+def ae_columns(ae_unit, out):
+    """The ``ae_*`` columns of every result row computed from one AE."""
+    record = ae_unit.record
+    return {
+        "ae_fit_time": record["fit_time"], "ae_n_epochs": record["n_epochs"],
+        "ae_time_per_epoch": record["fit_time"] / max(record["n_epochs"], 1),
+        "ae_file": str(ae_unit.file(".joblib").relative_to(out)), "ae_key": ae_unit.key,
+        **{f"ae_{k}": v for k, v in record["params"].items()},
+    }
+
+
+def _embeddings(ae_unit):
+    if ae_unit.result is not None:
+        return ae_unit.result["Z_predictor"], ae_unit.result["Z_test"]
+    with np.load(ae_unit.file(".npz")) as f:
+        return f["Z_predictor"], f["Z_test"]
+
+
+def _ae_model(ae_unit):
+    return ae_unit.result["ae"] if ae_unit.result is not None else joblib.load(ae_unit.file(".joblib"))
+
+
+# ------------------------------------------------------------------- heads
+
+
+def _search(Z_pred, y_pred, Z_test, y_test, task, kind, heads_config, random_state, groups):
+    """Worker: tune one head on one AE's embeddings."""
+    return search_head(Z_pred, y_pred, Z_test, y_test, task, kind, heads_config, random_state, groups=groups)[0]
+
+
+def head_row(run, ae_unit, kind, row, unit_key):
+    """The results.csv row of one head tuned on one AE's embeddings."""
+    data, heads = run.data, run.config["heads"]
+    return {
+        "dataset": data.dataset, "task": data.task, "variant": ae_unit.info["variant"], "z_dim": ae_unit.info["z"],
+        "head": kind, "metric": run.metric, **row,
+        "best_params": json.dumps(row["best_params"], sort_keys=True, default=jsonable),
+        **ae_columns(ae_unit, run.out), "unit_key": unit_key,
+        "head_grid": json.dumps(heads, sort_keys=True), "head_split": run.head_split,
+    }
+
+
+def search_heads(run, ae_units):
+    """Stage 2: tune every head family on every AE's embeddings; return the head units."""
+    config, data = run.config, run.data
+    units = []
+    for ae_unit in ae_units:
+        for kind in heads_for(data.task, config["heads"]["kinds"]):
+            key = config_hash({"ae": ae_unit.key, "kind": kind, "heads": config["heads"], "rs": config["random_state"],
+                               "task": data.task, "split": run.head_split})
+
+            def inputs(ae_unit=ae_unit, kind=kind):
+                Z_pred, Z_test = _embeddings(ae_unit)
+                return (Z_pred, np.asarray(data.predictor.y), Z_test, np.asarray(data.test.y), data.task, kind,
+                        config["heads"], config["random_state"], run.groups)
+
+            units.append(Unit(
+                "head", f"{_slug(ae_unit.info['variant'])}-z{ae_unit.info['z']}-{kind}-{key}", key,
+                run.units_dir / "heads", _search, inputs,
+                save=lambda unit, row: head_row(run, unit.info["ae"], unit.info["kind"], row, unit.key),
+                info=dict(ae=ae_unit, kind=kind, variant=ae_unit.info["variant"], z=ae_unit.info["z"])))
+    return run_stage(run, "head searches", units)
+
+
+# ---------------------------------------------------------------- decoders
+
+
+def reconstruction_l1(ae, X, batch_size=256):
+    """Mean L1 error (on the [0, 1] scale) of ``ae``'s reconstructions of ``X``.
+
+    Reconstructs from the mean embedding, batch by batch.
+    """
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        chunk = X[start : start + batch_size]
+        total += mean_l1(chunk, ae.inverse_transform(ae.transform(chunk))) * len(chunk)
+    return total / len(X)
+
+
+def _retrain(ae, X_ae, X_test, n_frames, decoder_config, random_state):
+    """Worker: Table VIII's pixel-loss decoder retraining of one AE."""
+    l1_before = reconstruction_l1(ae, X_test)
+    ae.fit_decoder(X_ae, **decoder_config, random_state=random_state)
+    return dict(ae=ae, l1_before=l1_before, l1_after=reconstruction_l1(ae, X_test),
+                recon_after=ae.inverse_transform(ae.transform(X_test[:n_frames])),
+                decoder_fit_time=float(ae.decoder_fit_time_), decoder_epochs=len(ae.decoder_history_))
+
+
+def decoder_row(run, ae_unit, result, unit, selected_by):
+    """The results.csv row of one retrained decoder."""
+    return {
+        "dataset": run.data.dataset, "task": run.data.task, "variant": ae_unit.info["variant"],
+        "z_dim": ae_unit.info["z"], "head": "decoder-retrain", "metric": "l1", "selected_by": selected_by,
+        "test_metric": result["l1_after"], "l1_before": result["l1_before"],
+        "decoder_fit_time": result["decoder_fit_time"], "decoder_epochs": result["decoder_epochs"],
+        **ae_columns(ae_unit, run.out), "retrained_file": str(unit.file(".joblib").relative_to(run.out)),
+        "unit_key": unit.key,
+    }
+
+
+def _save_decoder(unit, result):
+    with atomic_path(unit.file(".joblib")) as tmp:
+        joblib.dump(result["ae"], tmp)
+    with atomic_path(unit.file(".npz")) as tmp:
+        np.savez(tmp, recon_after=result["recon_after"])
+    return decoder_row(unit.info["run"], unit.info["ae"], result, unit, unit.info["selected_by"])
+
+
+def best_autoencoders(ae_units, head_units, select_kind):
+    """Each variant's best AE: highest validation score of its ``select_kind`` head, then smallest z."""
+    best = {}
+    for head in head_units:
+        if head.info["kind"] != select_kind:
+            continue
+        score = (head.record["val_score"], -head.info["z"])
+        variant = head.info["variant"]
+        if variant not in best or score > best[variant][0]:
+            best[variant] = (score, head.info["ae"])
+    return [best[v][1] for v in VARIANTS if v in best]
+
+
+def retrain_decoders(run, ae_units, head_units):
+    """Stage 3: retrain each variant's best decoder with pixel loss; return the decoder units."""
+    config, data, n_frames = run.config, run.data, run.config["report"]["n_frames"]
+    kinds = heads_for(data.task, config["heads"]["kinds"])
+    select_kind = "mlp" if "mlp" in kinds else (kinds[0] if kinds else None)
+    units = []
+    for ae_unit in best_autoencoders(ae_units, head_units, select_kind):
+        key = config_hash({"ae": ae_unit.key, "decoder": config["decoder"], "rs": config["random_state"],
+                           "n_frames": n_frames})
+        units.append(Unit(
+            "decoder", f"{_slug(ae_unit.info['variant'])}-z{ae_unit.info['z']}-{key}", key,
+            run.units_dir / "decoder", _retrain,
+            inputs=lambda a=ae_unit: (_ae_model(a), data.autoencoder.X, data.test.X, n_frames, config["decoder"],
+                                      config["random_state"]),
+            save=_save_decoder,
+            info=dict(run=run, ae=ae_unit, selected_by=select_kind, variant=ae_unit.info["variant"],
+                      z=ae_unit.info["z"])))
+    return run_stage(run, "decoder retrainings", units)
+
+
+def run_stage(run, label, units):
+    """Run one stage's units through :func:`run_units`, reporting progress."""
+    done = sum(unit.record_path.is_file() for unit in units)
+    run.log(f"{done}/{len(units)} {label} already done; running {len(units) - done}")
+    return run_units(units, progress=run.progress, **run.options)
+
+
+def retrain_decoder(ae, X, **kwargs):
+    """Return a copy of ``ae`` whose decoder :meth:`~skperceptual.PerceptualAETransformer.fit_decoder` retrained.
+
+    ``ae`` itself is left untouched; ``kwargs`` go to ``fit_decoder``.
+    """
+    import copy
+
+    return copy.deepcopy(ae).fit_decoder(X, **kwargs)
