@@ -143,6 +143,11 @@ def pixel_output(module):
         module.output = previous
 
 
+def has_pixel_decoder(module):
+    """Whether ``module`` can decode images: any autoencoder but an untrained feature predictor."""
+    return not isinstance(module, FeaturePredictionAutoencoder) or module.pixel_decoder_fitted
+
+
 def check_pixel_decoder(module, retrain="fit_decoder(X)"):
     """Raise if ``module`` predicts features and its pixel decoder was never trained.
 
@@ -152,7 +157,7 @@ def check_pixel_decoder(module, retrain="fit_decoder(X)"):
     retrain : str, default="fit_decoder(X)"
         The call that trains the pixel decoder, for the message.
     """
-    if isinstance(module, FeaturePredictionAutoencoder) and not module.pixel_decoder_fitted:
+    if not has_pixel_decoder(module):
         raise RuntimeError(
             "This autoencoder was trained with loss='feature_prediction': its decoder predicts "
             "loss-network features, not images, and its pixel decoder is untrained. Call "

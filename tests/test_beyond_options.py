@@ -102,3 +102,21 @@ def test_bad_loss_settings_fail_before_training(images, params, message, monkeyp
     with pytest.raises(ValueError, match=message):
         PerceptualAETransformer(**TINY, **params).fit(images)
     assert not started
+
+
+def test_feature_prediction_is_a_protocol_variant_but_not_a_default():
+    from skperceptual.protocol._config import DEFAULTS, VARIANTS, ae_params, load_profile
+
+    assert DEFAULTS["ae"]["variants"] == ["AE", "VAE", "P. AE", "P. VAE"]
+    assert VARIANTS["F. AE"] == ("feature_prediction", False)
+    params = ae_params(load_profile("smoke", ae__variants=["F. VAE"]), "F. VAE", 8)
+    assert params["loss"] == "feature_prediction" and params["variational"]
+
+
+def test_protocol_reconstructions_are_nan_until_the_pixel_decoder_is_trained(images):
+    from skperceptual.protocol._stages import reconstruct, reconstruction_l1
+
+    ae = PerceptualAETransformer(**TINY, loss="feature_prediction").fit(images)
+    assert np.isnan(reconstruct(ae, images[:2])).all() and np.isnan(reconstruction_l1(ae, images))
+    ae.fit_decoder(images, max_epochs=1)
+    assert np.isfinite(reconstruction_l1(ae, images))
