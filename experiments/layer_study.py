@@ -19,24 +19,29 @@ confidence intervals, AE training time, and a note reading them against the
 follow-ups' claims) and ``layer_study.png``.
 
 Command (needs the ImageNet AlexNet weights, see ``skperceptual weights``;
-about 25 CPU-minutes per setting and seed on an idle 2-core machine, so a
-few hours in all; minutes on a GPU with ``--set ae.device=cuda``)::
+about 25 CPU-minutes per setting and seed on an idle 2-core machine, so
+six to eight hours for the default three seeds; much less on a GPU with
+``--set ae.device=cuda``)::
 
     python experiments/layer_study.py --out runs/layer-study
-    python experiments/layer_study.py --out runs/layer-study --seeds 0 1 2   # CIs over seeds
     python experiments/layer_study.py --out runs/layer-study --summarise-only
 
-With one seed the intervals are the protocol's bootstrap over test frames;
-with several, t-intervals of the per-seed test errors (the seed also draws
-the data subsets, so they include that variation).
+Any profile value can be overridden as for ``skperceptual experiment``,
+e.g. ``--set ae.max_epochs=2`` (a quick check of the pipeline). The 95%
+confidence intervals are t-intervals of the per-seed test errors (the seed
+also draws the data subsets, so they include that variation); with a
+single seed the table has none.
 """
 
 import argparse
 import math
 import statistics
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Run from a checkout, use its skperceptual rather than an installed copy.
+sys.path.insert(0, str(HERE.parent))
 PROFILE = HERE / "layer_study.toml"
 RESULTS = HERE / "results" / "layer-study"
 
@@ -64,7 +69,7 @@ def run(out, seeds, overrides):
     for label, variant, params in SETTINGS:
         for seed in seeds:
             extra = {f"ae__{k}": v for k, v in params.items()}
-            config = load_profile(PROFILE, random_state=seed, ae__variants=[variant], **extra, **overrides)
+            config = load_profile(PROFILE, **{"random_state": seed, "ae__variants": [variant], **extra, **overrides})
             run_protocol(config=config, out_dir=Path(out) / f"{slug(label)}-seed{seed}", report=False)
 
 
@@ -88,7 +93,7 @@ def collect(out, seeds):
     """
     import pandas as pd
 
-    rows = []
+    rows, baselines = [], []
     for label, variant, _ in SETTINGS:
         runs = [Path(out) / f"{slug(label)}-seed{seed}" / "results.csv" for seed in seeds]
         frames = [pd.read_csv(path) for path in runs if path.is_file()]
@@ -99,24 +104,27 @@ def collect(out, seeds):
             sel = results[(results["variant"] == variant) & (results["head"] == head)]
             if sel.empty:
                 continue
-            if len(sel) == 1:
-                one = sel.iloc[0]
-                error, low, high = one["test_metric"], one.get("test_ci_low", math.nan), one.get("test_ci_high", math.nan)
-            else:
-                error, low, high = _interval(list(sel["test_metric"]))
+            error, low, high = _interval(list(sel["test_metric"]))
             rows.append({"setting": label, "variant": variant, "head": head, "n_seeds": len(sel),
                          "test_error_px": error, "ci_low": low, "ci_high": high,
                          "ae_fit_time_s": sel["ae_fit_time"].mean(), "ae_epochs": sel["ae_n_epochs"].mean(),
                          "ae_time_per_epoch_s": sel["ae_time_per_epoch"].mean()})
-        baseline = results[results["variant"] == "baseline"]
-        if not baseline.empty and not any(r["setting"] == "mean-position baseline" for r in rows):
-            rows.append({"setting": "mean-position baseline", "variant": "baseline", "head": "mean-position",
-                         "n_seeds": len(baseline), "test_error_px": baseline["test_metric"].mean()})
+        baselines.append(results[results["variant"] == "baseline"])
+    baseline = pd.concat(baselines, ignore_index=True) if baselines else pd.DataFrame()
+    if len(baseline):
+        # Each setting's runs hold the same baseline for the same seed.
+        per_seed = baseline.drop_duplicates("test_metric")["test_metric"]
+        rows.append({"setting": "mean-position baseline", "variant": "baseline", "head": "mean-position",
+                     "n_seeds": len(per_seed), "test_error_px": per_seed.mean()})
     return pd.DataFrame(rows)
 
 
-def _overlap(a, b):
-    return not (a["ci_high"] < b["ci_low"] or b["ci_high"] < a["ci_low"])
+def _compare(a, b):
+    """How two settings' intervals relate, as words for the note."""
+    if any(math.isnan(x) for x in (a["ci_low"], a["ci_high"], b["ci_low"], b["ci_high"])):
+        return "no intervals (one seed)"
+    separate = a["ci_high"] < b["ci_low"] or b["ci_high"] < a["ci_low"]
+    return "separate intervals" if separate else "overlapping intervals"
 
 
 def verdict(table):
@@ -134,17 +142,22 @@ def verdict(table):
     if FP_LABEL in mlp.index and PAPER_LABEL in mlp.index:
         fp, pae = mlp.loc[FP_LABEL], mlp.loc[PAPER_LABEL]
         faster = fp["ae_time_per_epoch_s"] / pae["ae_time_per_epoch_s"]
-        good = fp["test_error_px"] <= pae["test_error_px"] or _overlap(fp, pae)
+        relation = _compare(fp, pae)
+        if fp["test_error_px"] <= pae["test_error_px"]:
+            quality = f"as good or better: lower error, {relation}"
+        elif relation == "overlapping intervals":
+            quality = "as good within the uncertainty: higher error, overlapping intervals"
+        else:
+            quality = f"worse: higher error, {relation}"
         lines.append(f"- Feature prediction vs the P. AE at the same layer (relu2): {faster:.2f} times the training "
                      f"time per epoch ({'faster' if faster < 1 else 'not faster'}), MLP error "
-                     f"{fp['test_error_px']:.2f} vs {pae['test_error_px']:.2f} px "
-                     f"({'as good: lower or overlapping intervals' if good else 'worse: the intervals do not overlap'}). "
+                     f"{fp['test_error_px']:.2f} vs {pae['test_error_px']:.2f} px ({quality}). "
                      "The ICPR 2021 paper reports embeddings as good or better and significantly faster training.")
     multi = SETTINGS[5][0]
     if multi in mlp.index and PAPER_LABEL in mlp.index:
         m, pae = mlp.loc[multi], mlp.loc[PAPER_LABEL]
         lines.append(f"- Multi-layer relu1 + relu2: MLP error {m['test_error_px']:.2f} vs {pae['test_error_px']:.2f} px "
-                     f"for relu2 alone ({'overlapping' if _overlap(m, pae) else 'separate'} intervals).")
+                     f"for relu2 alone ({_compare(m, pae)}).")
     return lines
 
 
@@ -190,7 +203,7 @@ def write(table, results_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/layer-study", help="folder of the protocol runs")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--results", default=str(RESULTS), help="where the table and figure go")
     parser.add_argument("--summarise-only", action="store_true", help="only collect finished runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -199,7 +212,7 @@ def main(argv=None):
     if not args.summarise_only:
         from skperceptual.protocol._config import parse_overrides
 
-        run(args.out, args.seeds, {k.replace(".", "__"): v for k, v in parse_overrides(args.set).items()})
+        run(args.out, args.seeds, parse_overrides(args.set))
     table = collect(args.out, args.seeds)
     if table.empty:
         raise SystemExit(f"No finished runs under {args.out}; run without --summarise-only first.")
