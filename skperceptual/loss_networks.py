@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._frozen import FrozenModule
+
 #: How a network's feature stack is found in the torchvision model:
 #: ``container`` is the attribute holding it (``"features"``) or None when
 #: the stack is a run of the model's own children, ``names`` are the layer
@@ -415,17 +417,17 @@ class LossNetwork(nn.Module):
         if max(cuts) > len(stack):
             raise ValueError(f"The stack has {len(stack)} modules, fewer than the deepest cut {max(cuts)}.")
         # Modules past the deepest cut would only cost time.
-        self.stack = stack[: max(cuts)].requires_grad_(False).eval()
+        self.frozen = FrozenModule(stack[: max(cuts)])
         self.cuts = tuple(cuts)
         self.squash = squash
         self.normalize = normalize
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode=True):
-        super().train(mode)
-        self.stack.eval()
-        return self
+    @property
+    def stack(self):
+        """The kept modules (frozen)."""
+        return self.frozen.module
 
     def targets(self, x):
         """The features of real images, computed without gradients: loss targets."""
