@@ -1,22 +1,26 @@
-"""skperceptual performance benchmarks (GitHub issue 6): prints one table.
+"""skperceptual performance benchmarks (GitHub issues 6 and 11): prints one table.
 
 Usage::
 
-    python benchmarks/run.py            # full run (tens of minutes on 2 CPU cores)
+    python benchmarks/run.py            # full run (tens of minutes on 2 busy CPU cores)
     python benchmarks/run.py --quick    # smoke test, under 2 minutes
+    # the issue-11 table in short commands (a shared machine), accumulated in fit.json:
+    python benchmarks/run.py --only-fit --reps 1 --losses pixel --results fit.json --skip-memory
+    python benchmarks/run.py --only-fit --skip-fit --results fit.json
 
-Every comparison is measured inside this one process, alternating the
-contenders repetition by repetition, and reports medians: shared machines are
+Every comparison is measured inside one process, alternating the contenders
+repetition by repetition, and reports median (min-max): shared machines are
 noisy, so absolute numbers move with the load but the ratios hold better.
-Throughputs count the training images of one epoch divided by the wall time
-of ``fit`` (which includes the validation pass where there is one).
+Fit throughputs count the training and validation images of one epoch
+divided by the wall time of ``fit``, for us and for the reference alike.
 
-The "reference" rows re-create, in a few lines of plain PyTorch, how the
-paper's reference implementation (github.com/guspih/Perceptual-Autoencoders)
-trains: a float32 copy of the whole data set, a DataLoader over a
-TensorDataset with shuffling, NCHW tensors, stock ``nn.ConvTranspose2d``
-decoding, Adam, and a validation pass that also runs a backward. It is a
-re-creation for timing, not their code.
+The "reference" rows re-create, in a few lines of plain PyTorch, the
+structure of the paper's reference training code
+(github.com/guspih/Perceptual-Autoencoders, ``VAE.py`` ``train_autoencoder``
+and ``utility.py`` ``run_epoch``): a float32 copy of the whole data set,
+``TensorDataset(data, data)`` behind shuffled DataLoaders, NCHW tensors,
+stock layers, default Adam, and a validation pass that also runs a backward.
+It is a re-creation for timing, not their code.
 """
 
 import argparse
@@ -112,8 +116,8 @@ def fit_ours(X, batch, loss, validation=0.2, **params):
         validation_fraction=validation, patience=None, device="cpu", random_state=0, **params,
     )
     ae.fit(X)
-    n_train = len(X) - (max(1, round(validation * len(X))) if validation else 0)
-    return n_train / ae.fit_time_, ae
+    # Train + validation images per second, as the reference is counted.
+    return len(X) / ae.fit_time_, ae
 
 
 def fit_bare(X, batch, channels_last=True):
@@ -123,7 +127,7 @@ def fit_bare(X, batch, channels_last=True):
     model = ConvAutoencoder(64, X.shape[2:])
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    opt = torch.optim.Adam(model.parameters(), 1e-3, fused=True)  # as the library
     data = torch.from_numpy(X)
     for idx in torch.randperm(len(data)).split(batch):
         x = data[idx].float().div_(255).contiguous(memory_format=fmt)
@@ -136,87 +140,181 @@ def fit_bare(X, batch, channels_last=True):
 
 # --------------------------------------------------- reference re-creation
 class _RefAE(nn.Module):
-    """The paper's autoencoder as the reference runs it: stock modules, NCHW."""
+    """The paper's autoencoder as the reference runs it: stock modules, NCHW.
+
+    Its ``forward`` returns ``(rec_x, z, mu, logvar)`` like the reference's
+    ``TemplateVAE``; its ReLUs are not in place, as there.
+    """
 
     def __init__(self, size):
         super().__init__()
         self.ae = ConvAutoencoder(64, (size, size))
+        for m in self.ae.modules():
+            if isinstance(m, nn.ReLU):
+                m.inplace = False
 
     def forward(self, x):
         ae = self.ae
         h = ae.encoder(x)
-        mu, _ = ae.fc_mu(h), ae.fc_logvar(h)
-        return ae.decoder(ae.decoder_input(mu).view(-1, *ae._seed_shape))
+        mu, logvar = ae.fc_mu(h), ae.fc_logvar(h)
+        return ae.decoder(ae.decoder_input(mu).view(-1, *ae._seed_shape)), mu, mu, logvar
 
 
 def fit_reference(X, batch, loss, validation=0.2):
-    """Re-creation of the reference's training epoch + validation (with backward)."""
+    """Re-creation of the reference's ``train_autoencoder``: one epoch + validation.
+
+    Mirrors the structure of ``VAE.py`` / ``utility.py`` in
+    github.com/guspih/Perceptual-Autoencoders (read, not copied): a float32
+    copy of the data, ``TensorDataset(data, data)`` (input and target
+    collated per item) behind shuffled ``DataLoader``s, NCHW tensors, stock
+    layers, default Adam, ``zero_grad`` + ``loss.item()`` every batch, a
+    perceptual net ending in a Sigmoid whose target branch runs with autograd
+    on, and a validation epoch in eval mode that also calls ``backward``.
+    Returns train + validation images per second.
+    """
     torch.manual_seed(0)
     start = time.perf_counter()
     data = torch.from_numpy(X).float().div(255)  # whole float32 copy, as they do
     n_valid = max(1, round(validation * len(data)))
     train, valid = data[n_valid:], data[:n_valid]
     model = _RefAE(X.shape[2])
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    opt = torch.optim.Adam(model.parameters())
     if loss == "perceptual":
-        p = load_perceptual_net(weights=WEIGHTS)
+        p = nn.Sequential(*load_perceptual_net(weights=WEIGHTS), nn.Sigmoid())
 
-        def criterion(r, x):
-            return F.mse_loss(torch.sigmoid(p(r)), torch.sigmoid(p(x)))
+        def criterion(output, x):
+            return F.mse_loss(p(output[0]).flatten(1), p(x).flatten(1))
     else:
-        criterion = F.mse_loss
-    model.train()
-    for (x,) in DataLoader(TensorDataset(train), batch_size=batch, shuffle=True):
-        opt.zero_grad()
-        lo = criterion(model(x), x)
-        lo.backward()
-        opt.step()
-    model.eval()
-    for (x,) in DataLoader(TensorDataset(valid), batch_size=batch, shuffle=True):
-        lo = criterion(model(x), x)
-        lo.backward()  # the reference's validation needlessly backpropagates
-    return len(train) / (time.perf_counter() - start)
+
+        def criterion(output, x):
+            return F.mse_loss(output[0].view(len(x), -1), x.reshape(len(x), -1))
+
+    for part, training in ((train, True), (valid, False)):
+        model.train(training)
+        for x, y in DataLoader(TensorDataset(part, part), batch_size=batch, shuffle=True):
+            opt.zero_grad()
+            lo = criterion(model(x), y)
+            lo.item()
+            lo.backward()  # in validation too, as the reference does
+            if training:
+                opt.step()
+    return len(data) / (time.perf_counter() - start)
 
 
 # ------------------------------------------------------------------ sections
-def section_fit(args):
-    sizes = (64,) if args.quick else (64, 96)
-    for size in sizes:
-        X = images(args.n_fit, size)
-        # 96x96 steps cost 2.3x as much: fewer repetitions keep the run short.
-        reps = args.reps if size == 64 else max(1, args.reps - 2)
-        ae_macs, p_macs, floor, floor_cached = flop_floor(size)
-        res = {k: [] for k in ("pixel", "perceptual", "ref_pixel", "ref_perceptual")}
-        for _ in range(reps):
-            res["pixel"].append(fit_ours(X, args.batch, "pixel")[0])
-            res["perceptual"].append(fit_ours(X, args.batch, "perceptual")[0])
-            res["ref_pixel"].append(fit_reference(X, args.batch, "pixel"))
-            res["ref_perceptual"].append(fit_reference(X, args.batch, "perceptual"))
-        med = {k: statistics.median(v) for k, v in res.items()}
-        over = statistics.median(a / b - 1 for a, b in zip(res["pixel"], res["perceptual"]))
-        sec = f"1. fit {size}x{size}, batch {args.batch}, n={args.n_fit}"
-        row(sec, "fit img/s, pixel", f"{med['pixel']:.0f}")
-        row(sec, "fit img/s, perceptual", f"{med['perceptual']:.0f}")
-        row(sec, "reference re-creation img/s, pixel", f"{med['ref_pixel']:.0f}")
-        row(sec, "reference re-creation img/s, perceptual", f"{med['ref_perceptual']:.0f}")
-        for loss in ("pixel", "perceptual"):
-            r = statistics.median(a / b for a, b in zip(res[loss], res["ref_" + loss]))
-            row(sec, f"speed-up vs reference, {loss}", f"{r:.2f}x", "(target >= 1.2x)")
-        row(sec, "perceptual overhead (wall clock)", f"{over:+.0%}",
-            f"(paper +12% on GPU; FLOP floor {floor:+.0%}, {floor_cached:+.0%} with cached p(x))")
-        row(sec, "MACs/image: AE fwd, perceptual net fwd", f"{ae_macs / 1e6:.1f}M, {p_macs / 1e6:.1f}M")
-        if size == 64:
-            args.fit_pixel_64 = med["pixel"]
-            args.fit_perceptual_64 = med["perceptual"]
+def lunar_frames(n, size=64, seed=0):
+    """LunarLander-like uint8 frames: black sky, a grey jagged moon surface, a lander."""
+    rng = np.random.default_rng(seed)
+    frames = np.zeros((n, 3, size, size), dtype=np.uint8)
+    cols = np.arange(size)
+    rows = np.arange(size)[:, None]
+    for i in range(n):
+        knots = rng.uniform(0.7, 0.95, 11) * size
+        ground = np.interp(cols, np.linspace(0, size - 1, 11), knots)
+        frames[i, :, rows >= ground[None, :]] = 200  # broadcast over channels
+        y, x = rng.integers(4, size // 2), rng.integers(4, size - 8)
+        frames[i, 0, y:y + 4, x:x + 6], frames[i, 2, y:y + 4, x:x + 6] = 128, 229
+    return frames
+
+
+def spread(values, fmt="{:.0f}"):
+    """``median (min-max)`` of repeated measurements."""
+    lo, med, hi = min(values), statistics.median(values), max(values)
+    return f"{fmt.format(med)} ({fmt.format(lo)}–{fmt.format(hi)})"
+
+
+FIT_CONTENDERS = (
+    ("ref", "pixel"), ("fp32", "pixel"), ("bf16", "pixel"),
+    ("ref", "perceptual"), ("fp32", "perceptual"), ("bf16", "perceptual"),
+)
+
+
+def measure_fit(args):
+    """Time the issue-11 contenders, alternating them repetition by repetition."""
+    X = lunar_frames(args.n_fit, 64)
+    contenders = [key for key in FIT_CONTENDERS if key[1] in args.losses]
+    res = {key: [] for key in contenders}
+    for _ in range(args.reps):
+        for kind, loss in contenders:
+            if kind == "ref":
+                res[kind, loss].append(fit_reference(X, args.batch, loss))
+            else:
+                res[kind, loss].append(fit_ours(X, args.batch, loss, precision=kind)[0])
+    return res
+
+
+def merge_results(path, fit=None, memory=None):
+    """Add measurements to the JSON file ``path`` (runs split across commands)."""
+    import json
+
+    stored = {"fit": {}, "memory": {}}
+    if os.path.isfile(path):
+        with open(path) as f:
+            stored = json.load(f)
+    for (kind, loss), values in (fit or {}).items():
+        stored["fit"].setdefault(f"{kind}|{loss}", []).extend(values)
+    stored["memory"].update(memory or {})
+    with open(path + ".tmp", "w") as f:
+        json.dump(stored, f, indent=1)
+    os.replace(path + ".tmp", path)
+    fit = {tuple(k.split("|")): v for k, v in stored["fit"].items()}
+    return fit, stored["memory"]
+
+
+def section_fit(args, res):
+    """The issue-11 table: reference vs fp32 vs bf16, both losses."""
+    size = 64
+    ae_macs, p_macs, floor, floor_cached = flop_floor(size)
+    args.fit_table = res
+    reps = min(len(v) for v in res.values())
+    sec = (f"1. fit {size}x{size}, batch {args.batch}, n={args.n_fit} (20% validation), "
+           f"1 epoch, train+valid img/s, median (min–max) of {reps}")
+    for loss in ("pixel", "perceptual"):
+        for kind, label in (("ref", "reference re-creation"), ("fp32", "skperceptual fp32"),
+                            ("bf16", "skperceptual bf16")):
+            row(sec, f"{label} img/s, {loss}", spread(res[kind, loss]))
+        for kind, target in (("fp32", 2.0), ("bf16", 3.0)):
+            ratios = [a / b for a, b in zip(res[kind, loss], res["ref", loss])]
+            row(sec, f"{kind} / reference, {loss}", spread(ratios, "{:.2f}x"), f"(target >= {target}x)")
+    for kind in ("fp32", "bf16"):
+        over = [a / b - 1 for a, b in zip(res[kind, "pixel"], res[kind, "perceptual"])]
+        row(sec, f"perceptual overhead ({kind}, wall clock)", spread(over, "{:+.0%}"),
+            "(target <= +25%)" if kind == "fp32" else "")
+    ref_over = [a / b - 1 for a, b in zip(res["ref", "pixel"], res["ref", "perceptual"])]
+    row(sec, "perceptual overhead (reference)", spread(ref_over, "{:+.0%}"),
+        f"(paper +12% on GPU; FLOP floor {floor:+.0%}, {floor_cached:+.0%} with cached p(x))")
+    row(sec, "MACs/image: AE fwd, perceptual net fwd", f"{ae_macs / 1e6:.1f}M, {p_macs / 1e6:.1f}M")
+    args.fit_pixel_64 = statistics.median(res["fp32", "pixel"])
+    args.fit_perceptual_64 = statistics.median(res["fp32", "perceptual"])
+
+
+def issue_table(args):
+    """The table of issue 11, from the fit and memory sections."""
+    res = args.fit_table
+    lines = ["| | reference | skperceptual fp32 | ratio | skperceptual bf16 | ratio |",
+             "|---|---|---|---|---|---|"]
+    for loss in ("pixel", "perceptual"):
+        cells = [spread(res["ref", loss])]
+        for kind in ("fp32", "bf16"):
+            ratios = [a / b for a, b in zip(res[kind, loss], res["ref", loss])]
+            cells += [spread(res[kind, loss]), spread(ratios, "{:.2f}x")]
+        lines.append(f"| {loss} img/s | " + " | ".join(cells) + " |")
+    m = getattr(args, "memory", None)
+    if not m:
+        return "\n".join(lines)
+    lines.append(f"| peak RSS − data, perceptual, n={args.n_memory} | | "
+                 f"{m['fp32']['peak'] - m['fp32']['data']:.2f} GB | | "
+                 f"{m['bf16']['peak'] - m['bf16']['data']:.2f} GB | |")
+    return "\n".join(lines)
 
 
 def section_wrapper(args):
-    X = images(args.n_fit, 64, seed=1)
+    X = images(args.n_small, 64, seed=1)
     fit, bare = [], []
     for _ in range(args.reps):
         fit.append(fit_ours(X, args.batch, "pixel", validation=None)[0])
         bare.append(fit_bare(X, args.batch))
-    sec = f"2. wrapper overhead, 64x64 pixel, batch {args.batch}, n={args.n_fit}, no validation"
+    sec = f"2. wrapper overhead, 64x64 pixel, batch {args.batch}, n={args.n_small}, no validation"
     row(sec, "PerceptualAETransformer.fit img/s", f"{statistics.median(fit):.0f}")
     row(sec, "bare PyTorch loop img/s", f"{statistics.median(bare):.0f}")
     r = statistics.median(a / b for a, b in zip(fit, bare))
@@ -244,7 +342,7 @@ def section_transform(args):
 
 def section_data_path(args):
     """One indexing operation per batch vs per-item __getitem__ + collation."""
-    X = torch.from_numpy(images(args.n_fit * 2, 64, seed=3))
+    X = torch.from_numpy(images(args.n_small * 2, 64, seed=3))
 
     def sliced():
         start = time.perf_counter()
@@ -314,23 +412,26 @@ _MEMORY_CHILD = textwrap.dedent("""
         return step(self, batch, **kw)
     AutoencoderNet.train_step = limited
     PerceptualAETransformer(max_epochs=1, batch_size={batch}, perceptual_weights={weights!r},
-                            device='cpu', random_state=0).fit(X)
+                            precision={precision!r}, device='cpu', random_state=0).fit(X)
     print(json.dumps(dict(base=base, data=X.nbytes / 2**30, with_data=with_data, peak=rss())))
 """)
 
 
 def section_memory(args):
-    code = _MEMORY_CHILD.format(root=ROOT, n=args.n_memory, steps=args.memory_steps,
-                                batch=512, weights=WEIGHTS)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     import json
 
-    m = json.loads(out.stdout.strip().splitlines()[-1])
-    sec = f"4. peak RSS of fit, perceptual, batch 512, n={args.n_memory} uint8 64x64, {args.memory_steps} steps"
-    row(sec, "imports (RSS before data)", f"{m['base']:.2f} GB")
-    row(sec, "data (uint8 array)", f"{m['data']:.2f} GB")
-    row(sec, "peak RSS during fit", f"{m['peak']:.2f} GB")
-    row(sec, "peak minus data", f"{m['peak'] - m['data']:.2f} GB", "(target <= 2.0 GB)")
+    args.memory = {}
+    for precision in ("fp32", "bf16"):
+        code = _MEMORY_CHILD.format(root=ROOT, n=args.n_memory, steps=args.memory_steps,
+                                    batch=512, weights=WEIGHTS, precision=precision)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        m = args.memory[precision] = json.loads(out.stdout.strip().splitlines()[-1])
+        sec = (f"4. peak RSS of fit, perceptual {precision}, batch 512, n={args.n_memory} "
+               f"uint8 64x64, {args.memory_steps} steps")
+        row(sec, "imports (RSS before data)", f"{m['base']:.2f} GB")
+        row(sec, "data (uint8 array)", f"{m['data']:.2f} GB")
+        row(sec, "peak RSS during fit", f"{m['peak']:.2f} GB")
+        row(sec, "peak minus data", f"{m['peak'] - m['data']:.2f} GB", "(target <= 1.5 GB)")
 
 
 def section_scaling(args):
@@ -351,28 +452,48 @@ def section_scaling(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions of the fit table")
+    parser.add_argument("--only-fit", action="store_true", help="only the issue-11 fit and memory table")
+    parser.add_argument("--losses", nargs="+", default=["pixel", "perceptual"],
+                        choices=["pixel", "perceptual"], help="losses of the fit table")
+    parser.add_argument("--results", help="JSON file that accumulates fit/memory measurements "
+                        "across commands (to keep each timing command short)")
+    parser.add_argument("--skip-fit", action="store_true", help="no new fit timings (use --results)")
+    parser.add_argument("--skip-memory", action="store_true", help="no memory run (use --results)")
     args = parser.parse_args()
     if args.quick:
-        args.reps, args.batch, args.n_fit, args.n_transform = 1, 64, 256, 1024
+        args.reps, args.batch, args.n_fit, args.n_transform = 1, 64, 320, 1024
         args.n_memory, args.memory_steps, args.scaling = 10_000, 1, (128, 256, 512)
+        args.n_small = 256
         args.scaling_reps = 1
     else:
-        args.reps, args.batch, args.n_fit, args.n_transform = 3, 512, 1536, 8192
+        args.reps, args.batch, args.n_fit, args.n_transform = args.reps or 3, 512, 6000, 8192
         args.n_memory, args.memory_steps, args.scaling = 100_000, 3, (1024, 2048, 4096)
+        args.n_small = 1536
         args.scaling_reps = 1
     start = time.time()
-    section_fit(args)
-    section_wrapper(args)
-    section_transform(args)
-    section_data_path(args)
-    section_cache_targets(args)
-    section_memory(args)
-    section_scaling(args)
+    res = {} if args.skip_fit else measure_fit(args)
+    if not args.skip_memory:
+        section_memory(args)
+    if args.results:
+        res, args.memory = merge_results(args.results, res, getattr(args, "memory", None))
+    if args.skip_fit or args.losses != ["pixel", "perceptual"]:
+        if not all(k in res for k in FIT_CONTENDERS):
+            print(f"Measured {sorted(res)}; run the other loss to get the full table.")
+            return
+    section_fit(args, res)
+    if not args.only_fit:
+        section_wrapper(args)
+        section_transform(args)
+        section_data_path(args)
+        section_cache_targets(args)
+        section_scaling(args)
 
     print(f"\nskperceptual benchmarks ({'quick' if args.quick else 'full'}), "
           f"{datetime.date.today()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
           f"load average at end {os.getloadavg()[0]:.1f}, {time.time() - start:.0f} s\n")
+    print(issue_table(args) + "\n")
     width = max(len(r[1]) for r in ROWS)
     current = None
     print("| measurement | value | note |\n|---|---|---|")

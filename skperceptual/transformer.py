@@ -108,13 +108,16 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     image_shape : tuple of int or None, default=None
         ``(channels, height, width)`` of flat 2-D input. When None, flat
         input is read as square 3-channel images.
-    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+    precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"
         Arithmetic of the forward passes. ``"bf16"`` and ``"fp16"`` use
         mixed precision (:func:`torch.autocast`; weights and optimiser state
         stay float32), which is faster on GPUs with tensor cores and on CPUs
         with native bf16. ``"fp16"`` is meant for CUDA, where it also scales
-        the loss to keep small gradients representable. Embeddings are
-        always returned as float32.
+        the loss to keep small gradients representable. ``"auto"`` chooses
+        ``"bf16"`` where the hardware runs it natively (CUDA GPUs with bf16
+        support; CPUs with AVX512-BF16 or AMX) and ``"fp32"`` elsewhere; the
+        choice is ``net_.precision_``. Embeddings are always returned as
+        float32.
     channels_last : bool, default=True
         Keep the autoencoder, the perceptual network and every batch in the
         channels-last (NHWC) memory format. Faster on CPUs (oneDNN) and on
@@ -195,7 +198,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "image_shape": [tuple, list, None],
-        "precision": [StrOptions({"fp32", "bf16", "fp16"})],
+        "precision": [StrOptions({"fp32", "bf16", "fp16", "auto"})],
         "channels_last": ["boolean"],
         "callbacks": [list, None],
     }

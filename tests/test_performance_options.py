@@ -64,3 +64,50 @@ def test_channels_last_matches_contiguous(images, loss):
 def test_invalid_performance_options_raise(images, params):
     with pytest.raises(InvalidParameterError):
         _ae(**params).fit(images)
+
+
+@pytest.mark.parametrize("name, layer", [("alexnet", 5), ("resnet18", 4)])
+@pytest.mark.parametrize("size", [(64, 64), (67, 90)])
+def test_space_to_depth_first_conv_matches_plain_network(name, layer, size):
+    # PerceptualLoss runs the strided first convolution as a stride-1
+    # convolution of a pixel-unshuffled image: the same features and the
+    # same input gradient as the plain network, up to float rounding.
+    from skperceptual.perceptual import PerceptualLoss, load_perceptual_net
+
+    torch.manual_seed(0)
+    net = load_perceptual_net(name, layer, weights=None)
+    loss = PerceptualLoss(net)
+    x = torch.rand(2, 3, *size, requires_grad=True)
+    expected = torch.sigmoid(net(x))
+    (grad_expected,) = torch.autograd.grad(expected.square().sum(), x)
+    got = loss.features(x)
+    (grad_got,) = torch.autograd.grad(got.square().sum(), x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_got, grad_expected, rtol=1e-4, atol=1e-6)
+
+
+def test_adam_is_fused_unless_the_user_chose(images):
+    ae = _ae(loss="pixel").fit(images)
+    assert ae.net_.optimizer_.defaults["fused"] is True
+    # An explicit implementation choice is left alone.
+    net = ae.net_
+    named = list(net.module_.named_parameters())
+    net.optimizer__foreach = True
+    _, kwargs = net.get_params_for_optimizer("optimizer", named)
+    assert kwargs["foreach"] is True and "fused" not in kwargs
+
+
+def test_auto_precision_picks_bf16_only_with_native_support(images, monkeypatch):
+    from skperceptual import _net
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert _net.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert _net.resolve_precision("auto", "cpu") == "fp32"
+    assert _net.resolve_precision("bf16", "cpu") == "bf16"
+    # Without native bf16 the fit is exactly the fp32 fit.
+    a = _ae(precision="auto", loss="pixel").fit(images)
+    b = _ae(precision="fp32", loss="pixel").fit(images)
+    assert a.net_.precision_ == "fp32"
+    np.testing.assert_array_equal(a.transform(images), b.transform(images))

@@ -39,7 +39,7 @@ VARIANTS = {
 
 #: Estimator parameters the protocol sets per unit, and the key that does.
 PROTOCOL_AE_PARAMS = {"z_dim": "ae.z_dims", "loss": "ae.variants", "variational": "ae.variants",
-                      "random_state": "random_state"}
+                      "random_state": "random_state", "callbacks": "learning_curve"}
 
 DEFAULTS = {
     # Name of the dataset (skperceptual.protocol DATASETS); ignored when
@@ -76,6 +76,10 @@ DEFAULTS = {
         "layer_sizes": [32, 64, 128],
         "max_layers": 2,
         "activations": ["relu", "logistic"],
+        # L2 penalties of the MLPs (sklearn's alpha): its default, and one
+        # strong enough to fall back to the mean where the embeddings carry
+        # nothing that generalises to new rollouts (see _registry._mlp).
+        "mlp_alphas": [1e-4, 10.0],
         # MLPs stop early on their own 10% of the training fold; a generous
         # max_iter makes that, not the iteration cap, end training.
         "max_iter": 2000,
@@ -90,6 +94,15 @@ DEFAULTS = {
         "max_epochs": 50,
         "lr": 1e-3,
         "patience": 10,
+    },
+    "learning_curve": {
+        # Head error against the images the AE has seen: these variants'
+        # AEs at this z are embedded n_points times during their fit
+        # (geometrically spaced, the last at the end of training), and Ridge
+        # and the AE's chosen MLP are scored on each. variants = [] turns it off.
+        "variants": ["AE", "P. AE"],
+        "z_dim": 64,
+        "n_points": 6,
     },
     "report": {
         # Test frames shown in figure6.png.
@@ -288,10 +301,15 @@ _CHECKS = {
     "heads.n_iter_no_change": (lambda v: _is_int(v, 1), "an int >= 1"),
     "heads.early_stopping_fraction": (_is_fraction, "a float in (0, 1)"),
     "heads.alphas": (_is_list(_is_positive), "a list of floats > 0"),
+    "heads.mlp_alphas": (_is_list(_is_positive), "a list of floats > 0"),
     "heads.logistic_C": (_is_list(_is_positive), "a list of floats > 0"),
     "decoder.max_epochs": (lambda v: _is_int(v, 1), "an int >= 1"),
     "decoder.lr": (_is_positive, "a float > 0"),
     "decoder.patience": (lambda v: v is None or _is_int(v, 1), "an int >= 1 or none"),
+    "learning_curve.variants": (lambda v: isinstance(v, list) and all(x in VARIANTS for x in v),
+                                f"a list of variants from {list(VARIANTS)}, or [] for no learning curve"),
+    "learning_curve.z_dim": (lambda v: _is_int(v, 1), "an int >= 1 (one of ae.z_dims)"),
+    "learning_curve.n_points": (lambda v: _is_int(v, 1), "an int >= 1"),
     "report.n_frames": (lambda v: _is_int(v, 1), "an int >= 1"),
 }
 

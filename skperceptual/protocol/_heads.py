@@ -8,7 +8,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._config import DEFAULTS
-from ._metrics import scoring_for, test_metric
+from ._metrics import metric_ci, scoring_for, test_metric
 from ._registry import HEADS
 
 
@@ -100,7 +100,7 @@ def head_split(n_samples, validation_fraction=0.2, random_state=0, groups=None):
 
 
 def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, random_state=0, n_jobs=None,
-                groups=None):
+                groups=None, test_groups=None, param_grid=None):
     """Tune one head on the predictor set and score the chosen one on the test set.
 
     The grid is searched on a :func:`head_split` of ``(Z_train,
@@ -122,13 +122,21 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
     groups : array-like, default=None
         Groups of the predictor samples (LunarLander rollouts) for
         :func:`head_split`.
+    test_groups : array-like, default=None
+        Groups of the test samples (LunarLander rollouts): the bootstrap
+        confidence interval of the test metric resamples whole groups. None
+        resamples single test samples.
+    param_grid : dict, default=None
+        Search this grid (keys as in :func:`head_search_space`'s) instead of
+        the configured one, e.g. one chosen candidate.
 
     Returns
     -------
     row : dict
         ``best_params``, ``val_score`` (the scorer's value, higher is
         better), ``val_metric`` and ``test_metric`` (pixels, or accuracy in
-        [0, 1]), ``n_candidates``, ``search_time``, ``refit_time``,
+        [0, 1]), ``test_ci_low`` and ``test_ci_high`` (its 95% bootstrap
+        confidence interval), ``n_candidates``, ``search_time``, ``refit_time``,
         ``n_iter`` (MLP iterations of the refitted head, else None).
     search : GridSearchCV
         Fitted, for inspection.
@@ -137,7 +145,7 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
     pipeline, grid = head_search_space(task, kind, config, random_state)
     search = GridSearchCV(
         pipeline,
-        grid,
+        grid if param_grid is None else param_grid,
         scoring=scoring_for(task),
         cv=head_split(len(Z_train), h["validation_fraction"], random_state, groups),
         refit=True,
@@ -150,11 +158,15 @@ def search_head(Z_train, y_train, Z_test, y_test, task, kind, config=None, rando
     fitted = search.best_estimator_.named_steps["head"]
     fitted = getattr(fitted, "regressor_", fitted)
     val = float(search.best_score_)
+    y_pred = search.predict(Z_test)
+    ci_low, ci_high = metric_ci(task, y_test, y_pred, groups=test_groups, random_state=random_state)
     row = {
         "best_params": {k.rsplit("__", 1)[-1]: v for k, v in search.best_params_.items()},
         "val_score": val,
         "val_metric": -val if task == "positioning" else val,
-        "test_metric": test_metric(task, y_test, search.predict(Z_test)),
+        "test_metric": test_metric(task, y_test, y_pred),
+        "test_ci_low": ci_low,
+        "test_ci_high": ci_high,
         "n_candidates": len(search.cv_results_["params"]),
         "search_time": search_time,
         "refit_time": float(search.refit_time_),

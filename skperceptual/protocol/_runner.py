@@ -1,4 +1,4 @@
-"""Run the whole protocol on one dataset: data, the three stages, results.csv.
+"""Run the whole protocol on one dataset: data, the four stages, results.csv.
 
 Every unit is saved to its own small files in ``<out>/units/`` as soon as it
 finishes (see :mod:`._units`); each unit's file name carries a hash of
@@ -18,9 +18,11 @@ from sklearn.utils import Bunch
 
 from .._atomic import atomic_path
 from ._config import VARIANTS, load_profile, run_key, validate_config
-from ._metrics import mean_position_baseline
+from ._heads import head_split
+from ._metrics import mean_position_baseline, metric_ci
 from ._registry import DATASETS, HEADS, TASK_METRICS
-from ._stages import fit_autoencoders, retrain_decoders, search_heads
+from ._report import select_figure_frames
+from ._stages import curve_rows, fit_autoencoders, learning_curves, retrain_decoders, search_heads
 from ._units import RunLock, write_json
 
 
@@ -104,6 +106,7 @@ class _Log:
             "ae": lambda: f"fitted in {r['fit_time']:.1f}s ({r['n_epochs']} epochs)",
             "head": lambda: f"{unit.info['kind']}: val {r['val_metric']:.4g}, test {r['test_metric']:.4g}",
             "decoder": lambda: f"L1 {r['l1_before']:.4f} -> {r['test_metric']:.4f}",
+            "curve": lambda: f"learning curve, {len(r['rows'])} head fits",
         }[unit.stage]()
         self(f"{unit.stage} {n_done}/{n_todo}: {unit.info['variant']} z={unit.info['z']} {what}")
 
@@ -192,9 +195,12 @@ def _run_locked(bunch, config, out, log, on_unit_done, report, options):
     run = _run_context(config, data, out, log, progress, options)
     ae_units = fit_autoencoders(run)
     head_units = search_heads(run, ae_units)
+    curve_units = learning_curves(run, ae_units, head_units)
     decoder_units = retrain_decoders(run, ae_units, head_units)
-    rows = [u.record for u in head_units] + _baseline_rows(data) + [u.record for u in decoder_units]
+    rows = [u.record for u in head_units] + _baseline_rows(run) + [u.record for u in decoder_units]
     results = write_results(rows, out / "results.csv")
+    if curve_units:
+        write_csv(curve_rows(curve_units), out / "learning_curve.csv")
     log(f"wrote {out / 'results.csv'} ({len(results)} rows)")
     if report:
         from ._report import render_report
@@ -207,22 +213,33 @@ def _run_locked(bunch, config, out, log, on_unit_done, report, options):
 def _run_context(config, data, out, log, progress, options):
     # LunarLander frames of one rollout are near-duplicates: the head split
     # keeps rollouts whole when the dataset says which frame is whose.
-    groups = data.predictor.get("rollout")
+    groups, test_groups = data.predictor.get("rollout"), data.test.get("rollout")
     dataset = DATASETS.get(data.dataset)
     return Bunch(config=config, data=data, out=out, units_dir=out / "units", log=log, progress=progress,
                  options=options, groups=None if groups is None else np.asarray(groups),
+                 test_groups=None if test_groups is None else np.asarray(test_groups),
+                 figure_frames=np.asarray(select_figure_frames(data.test.y, config["report"]["n_frames"])),
                  head_split="ShuffleSplit" if groups is None else "GroupShuffleSplit",
                  metric=dataset.metric if dataset else TASK_METRICS[data.task])
 
 
-def _baseline_rows(data):
-    """The "predict the mean position" baseline (positioning only)."""
+def _baseline_rows(run):
+    """The "predict the mean position" baseline (positioning only).
+
+    Its validation value uses the heads' own split: the mean of the training
+    part predicts the validation part, as a head would.
+    """
+    data = run.data
     if data.task != "positioning":
         return []
-    y = data.predictor.y
+    y, y_test = np.asarray(data.predictor.y), np.asarray(data.test.y)
+    (train, valid), = head_split(len(y), run.config["heads"]["validation_fraction"], run.config["random_state"],
+                                 run.groups)
+    low, high = metric_ci(data.task, y_test, np.broadcast_to(y.mean(axis=0), y_test.shape),
+                          groups=run.test_groups, random_state=run.config["random_state"])
     return [{"dataset": data.dataset, "task": data.task, "variant": "baseline", "head": "mean-position",
-             "metric": "pixels", "val_metric": mean_position_baseline(y, y),
-             "test_metric": mean_position_baseline(y, data.test.y)}]
+             "metric": "pixels", "val_metric": mean_position_baseline(y[train], y[valid]),
+             "test_metric": mean_position_baseline(y, y_test), "test_ci_low": low, "test_ci_high": high}]
 
 
 def write_results(rows, path):
@@ -245,6 +262,14 @@ def write_results(rows, path):
     front = [c for c in ("dataset", "task", "variant", "z_dim", "head", "metric", "val_metric", "test_metric",
                          "best_params", "ae_fit_time", "ae_n_epochs", "ae_time_per_epoch") if c in df]
     df = df[front + [c for c in df.columns if c not in front]]
+    return write_csv(df, path)
+
+
+def write_csv(rows, path):
+    """Write a DataFrame or a list of row dicts as a CSV file, atomically; return the DataFrame."""
+    import pandas as pd
+
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
     return df

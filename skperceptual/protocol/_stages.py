@@ -1,10 +1,13 @@
-"""The protocol's three stages, each a list of units for :func:`~._units.run_units`.
+"""The protocol's four stages, each a list of units for :func:`~._units.run_units`.
 
 1. :func:`fit_autoencoders`: one unit per (variant, z) fits an AE and embeds
    the predictor and test sets with it.
 2. :func:`search_heads`: one unit per (AE, head) tunes the head on the AE's
    embeddings and scores it on the test set.
-3. :func:`retrain_decoders`: Table VIII, one unit per variant retrains the
+3. :func:`learning_curves`: one unit per AE embedded during training
+   (``learning_curve`` section) scores Ridge and its chosen MLP on each
+   checkpoint's embeddings.
+4. :func:`retrain_decoders`: Table VIII, one unit per variant retrains the
    decoder of its best AE with pixel loss.
 
 The columns every row of an AE carries are built in :func:`ae_columns`; a
@@ -19,7 +22,7 @@ import numpy as np
 from .._atomic import atomic_path
 from .._feature_prediction import has_pixel_decoder
 from ._config import VARIANTS, ae_params, config_hash
-from ._heads import search_head
+from ._heads import head_search_space, search_head
 from ._metrics import mean_l1
 from ._registry import heads_for
 from ._units import Unit, jsonable, run_units
@@ -36,43 +39,77 @@ def _variants(config):
 # ------------------------------------------------------------ autoencoders
 
 
-def _fit_ae(params, X_ae, X_pred, X_test, n_frames):
-    """Worker: fit one AE and embed the predictor and test sets."""
+def _fit_ae(params, X_ae, X_pred, X_test, frame_index, curve_at=()):
+    """Worker: fit one AE and embed the predictor and test sets (also at ``curve_at`` images seen)."""
     from .. import PerceptualAETransformer
+    from ..callbacks import EmbeddingCheckpoints
 
-    ae = PerceptualAETransformer(**params).fit(X_ae)
+    curve = EmbeddingCheckpoints({"predictor": X_pred, "test": X_test}, at=curve_at)
+    ae = PerceptualAETransformer(**params)
+    if len(curve_at):
+        ae.set_params(callbacks=[("learning_curve", curve)])
+    ae.fit(X_ae)
+    checkpoints = getattr(curve, "checkpoints_", [])
+    # The saved model keeps the callback: empty it, so that it carries
+    # neither the image sets nor their embeddings.
+    curve.images, curve.checkpoints_ = {}, []
     # Adam's moments are needed neither to transform nor to retrain the
     # decoder (fit_decoder starts a fresh Adam); a fresh optimizer makes the
     # saved model about three times smaller.
     ae.net_.initialize_optimizer()
+    frames = X_test[frame_index]
     return dict(ae=ae, Z_predictor=ae.transform(X_pred), Z_test=ae.transform(X_test),
-                recon=reconstruct(ae, X_test[:n_frames]),
+                recon=reconstruct(ae, frames), curve=checkpoints,
                 fit_time=float(ae.fit_time_), n_epochs=int(ae.n_epochs_))
 
 
 def _save_ae(unit, result):
-    data, n_frames = unit.info["data"], unit.info["n_frames"]
+    data, frame_index = unit.info["data"], unit.info["frame_index"]
     with atomic_path(unit.file(".joblib")) as tmp:
         joblib.dump(result["ae"], tmp)
     with atomic_path(unit.file(".npz")) as tmp:
         np.savez(tmp, Z_predictor=result["Z_predictor"], Z_test=result["Z_test"], y_test=np.asarray(data.test.y),
-                 recon=result["recon"], frames=data.test.X[:n_frames])
+                 recon=result["recon"], frames=data.test.X[frame_index], frame_index=frame_index)
+    if result["curve"]:
+        with atomic_path(unit.file(".curve.npz")) as tmp:
+            np.savez(tmp, n_images=[n for n, _ in result["curve"]],
+                     Z_predictor=np.stack([z["predictor"] for _, z in result["curve"]]),
+                     Z_test=np.stack([z["test"] for _, z in result["curve"]]))
     return {"variant": unit.info["variant"], "z_dim": unit.info["z"], "key": unit.key,
-            "params": unit.info["params"], "fit_time": result["fit_time"], "n_epochs": result["n_epochs"]}
+            "params": unit.info["params"], "fit_time": result["fit_time"], "n_epochs": result["n_epochs"],
+            "curve_points": len(result["curve"])}
+
+
+def curve_schedule(config, n_images, variant, z):
+    """Images seen at which the AE of ``(variant, z)`` is embedded for the learning curve.
+
+    Geometric, ending at the whole training budget (``n_images`` training
+    images times ``ae.max_epochs``); empty for AEs outside the curve.
+    """
+    lc = config["learning_curve"]
+    if variant not in lc["variants"] or z != lc["z_dim"]:
+        return []
+    total = n_images * config["ae"].get("max_epochs", 50)
+    return [int(round(total / 2 ** k)) for k in reversed(range(lc["n_points"]))]
 
 
 def fit_autoencoders(run):
     """Stage 1: fit every (variant, z) autoencoder not fitted yet; return their units."""
-    config, data, n_frames = run.config, run.data, run.config["report"]["n_frames"]
+    config, data, frame_index = run.config, run.data, run.figure_frames
+    # Held-out images are not trained on, so they do not count as seen.
+    n_train = int(len(data.autoencoder.X) * (1 - (config["ae"].get("validation_fraction", 0.2) or 0)))
     units = []
     for variant in _variants(config):
         for z in config["ae"]["z_dims"]:
             params = ae_params(config, variant, z)
-            key = config_hash({"data": data.fingerprint, "params": params, "n_frames": n_frames})
+            curve_at = curve_schedule(config, n_train, variant, z)
+            key = config_hash({"data": data.fingerprint, "params": params, "frames": frame_index.tolist(),
+                               **({"curve_at": curve_at} if curve_at else {})})
             units.append(Unit(
                 "ae", f"{_slug(variant)}-z{z}-{key}", key, run.units_dir / "ae", _fit_ae,
-                inputs=lambda p=params: (p, data.autoencoder.X, data.predictor.X, data.test.X, n_frames),
-                save=_save_ae, info=dict(variant=variant, z=z, params=params, data=data, n_frames=n_frames)))
+                inputs=lambda p=params, c=curve_at: (p, data.autoencoder.X, data.predictor.X, data.test.X,
+                                                     frame_index, c),
+                save=_save_ae, info=dict(variant=variant, z=z, params=params, data=data, frame_index=frame_index)))
     return run_stage(run, "autoencoders", units)
 
 
@@ -101,9 +138,10 @@ def _ae_model(ae_unit):
 # ------------------------------------------------------------------- heads
 
 
-def _search(Z_pred, y_pred, Z_test, y_test, task, kind, heads_config, random_state, groups):
+def _search(Z_pred, y_pred, Z_test, y_test, task, kind, heads_config, random_state, groups, test_groups):
     """Worker: tune one head on one AE's embeddings."""
-    return search_head(Z_pred, y_pred, Z_test, y_test, task, kind, heads_config, random_state, groups=groups)[0]
+    return search_head(Z_pred, y_pred, Z_test, y_test, task, kind, heads_config, random_state, groups=groups,
+                       test_groups=test_groups)[0]
 
 
 def head_row(run, ae_unit, kind, row, unit_key):
@@ -130,7 +168,7 @@ def search_heads(run, ae_units):
             def inputs(ae_unit=ae_unit, kind=kind):
                 Z_pred, Z_test = _embeddings(ae_unit)
                 return (Z_pred, np.asarray(data.predictor.y), Z_test, np.asarray(data.test.y), data.task, kind,
-                        config["heads"], config["random_state"], run.groups)
+                        config["heads"], config["random_state"], run.groups, run.test_groups)
 
             units.append(Unit(
                 "head", f"{_slug(ae_unit.info['variant'])}-z{ae_unit.info['z']}-{kind}-{key}", key,
@@ -138,6 +176,71 @@ def search_heads(run, ae_units):
                 save=lambda unit, row: head_row(run, unit.info["ae"], unit.info["kind"], row, unit.key),
                 info=dict(ae=ae_unit, kind=kind, variant=ae_unit.info["variant"], z=ae_unit.info["z"])))
     return run_stage(run, "head searches", units)
+
+
+# ---------------------------------------------------------- learning curve
+
+
+def _one_candidate(task, heads_config, best_params):
+    """The MLP grid reduced to one chosen candidate (``best_params`` without prefixes)."""
+    _, grid = head_search_space(task, "mlp", heads_config)
+    pick = {k: tuple(v) if isinstance(v, list) else v for k, v in best_params.items()}
+    return {key: [pick[key.rsplit("__", 1)[-1]]] for key in grid}
+
+
+def _curve(n_images, Z_pred, y_pred, Z_test, y_test, task, mlp_grid, heads_config, random_state, groups,
+           test_groups):
+    """Worker: Ridge (its grid) and the chosen MLP on each checkpoint's embeddings."""
+    rows = []
+    for n, Zp, Zt in zip(n_images, Z_pred, Z_test):
+        for kind, grid in (("linear", None), ("mlp", mlp_grid)):
+            if kind == "mlp" and grid is None:
+                continue
+            row = search_head(Zp, y_pred, Zt, y_test, task, kind, heads_config, random_state, groups=groups,
+                              test_groups=test_groups, param_grid=grid)[0]
+            rows.append({"head": kind, "n_images": int(n), "val_metric": row["val_metric"],
+                         "test_metric": row["test_metric"], "test_ci_low": row["test_ci_low"],
+                         "test_ci_high": row["test_ci_high"]})
+    return rows
+
+
+def _curve_inputs(run, ae_unit, mlp_grid):
+    data, config = run.data, run.config
+    with np.load(ae_unit.file(".curve.npz")) as f:
+        n_images, Z_pred, Z_test = f["n_images"], f["Z_predictor"], f["Z_test"]
+    return (n_images, Z_pred, np.asarray(data.predictor.y), Z_test, np.asarray(data.test.y), data.task, mlp_grid,
+            config["heads"], config["random_state"], run.groups, run.test_groups)
+
+
+def learning_curves(run, ae_units, head_units):
+    """Stage 3: head error against images seen, for the AEs with checkpoint embeddings.
+
+    Ridge gets its whole grid at each checkpoint; the MLP keeps the
+    architecture its search chose on the AE's final embeddings.
+    """
+    config = run.config
+    chosen = {h.info["ae"].key: json.loads(h.record["best_params"]) for h in head_units if h.info["kind"] == "mlp"}
+    units = []
+    for ae_unit in ae_units:
+        if not ae_unit.record.get("curve_points"):
+            continue
+        best = chosen.get(ae_unit.key)
+        mlp_grid = None if best is None else _one_candidate(run.data.task, config["heads"], best)
+        key = config_hash({"ae": ae_unit.key, "mlp": best, "heads": config["heads"], "rs": config["random_state"],
+                           "split": run.head_split})
+        variant, z = ae_unit.info["variant"], ae_unit.info["z"]
+        units.append(Unit(
+            "curve", f"{_slug(variant)}-z{z}-{key}", key, run.units_dir / "curve", _curve,
+            inputs=lambda a=ae_unit, g=mlp_grid: _curve_inputs(run, a, g),
+            save=lambda unit, rows: {"variant": unit.info["variant"], "z_dim": unit.info["z"], "rows": rows},
+            info=dict(variant=variant, z=z)))
+    return run_stage(run, "learning curves", units)
+
+
+def curve_rows(curve_units):
+    """The rows of ``learning_curve.csv``: one per (variant, head, checkpoint)."""
+    return [{"variant": u.record["variant"], "z_dim": u.record["z_dim"], **row}
+            for u in curve_units for row in u.record["rows"]]
 
 
 # ---------------------------------------------------------------- decoders
@@ -167,12 +270,12 @@ def reconstruction_l1(ae, X, batch_size=256):
     return total / len(X)
 
 
-def _retrain(ae, X_ae, X_test, n_frames, decoder_config, random_state):
+def _retrain(ae, X_ae, X_test, frame_index, decoder_config, random_state):
     """Worker: Table VIII's pixel-loss decoder retraining of one AE."""
     l1_before = reconstruction_l1(ae, X_test)
     ae.fit_decoder(X_ae, **decoder_config, random_state=random_state)
     return dict(ae=ae, l1_before=l1_before, l1_after=reconstruction_l1(ae, X_test),
-                recon_after=ae.inverse_transform(ae.transform(X_test[:n_frames])),
+                recon_after=ae.inverse_transform(ae.transform(X_test[frame_index])),
                 decoder_fit_time=float(ae.decoder_fit_time_), decoder_epochs=len(ae.decoder_history_))
 
 
@@ -210,19 +313,19 @@ def best_autoencoders(ae_units, head_units, select_kind):
 
 
 def retrain_decoders(run, ae_units, head_units):
-    """Stage 3: retrain each variant's best decoder with pixel loss; return the decoder units."""
-    config, data, n_frames = run.config, run.data, run.config["report"]["n_frames"]
+    """Stage 4: retrain each variant's best decoder with pixel loss; return the decoder units."""
+    config, data, frame_index = run.config, run.data, run.figure_frames
     kinds = heads_for(data.task, config["heads"]["kinds"])
     select_kind = "mlp" if "mlp" in kinds else (kinds[0] if kinds else None)
     units = []
     for ae_unit in best_autoencoders(ae_units, head_units, select_kind):
         key = config_hash({"ae": ae_unit.key, "decoder": config["decoder"], "rs": config["random_state"],
-                           "n_frames": n_frames})
+                           "frames": frame_index.tolist()})
         units.append(Unit(
             "decoder", f"{_slug(ae_unit.info['variant'])}-z{ae_unit.info['z']}-{key}", key,
             run.units_dir / "decoder", _retrain,
-            inputs=lambda a=ae_unit: (_ae_model(a), data.autoencoder.X, data.test.X, n_frames, config["decoder"],
-                                      config["random_state"]),
+            inputs=lambda a=ae_unit: (_ae_model(a), data.autoencoder.X, data.test.X, frame_index,
+                                      config["decoder"], config["random_state"]),
             save=_save_decoder,
             info=dict(run=run, ae=ae_unit, selected_by=select_kind, variant=ae_unit.info["variant"],
                       z=ae_unit.info["z"])))
