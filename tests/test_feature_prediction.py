@@ -43,7 +43,7 @@ def test_loss_is_the_mse_of_squashed_prediction_to_squashed_features_of_x(kind):
     value = loss(predicted, x)
     with torch.no_grad():
         expected = F.mse_loss(squash(predicted, kind), squash(stack(x), kind))
-    assert torch.allclose(value, expected)
+    assert torch.allclose(value, expected, rtol=1e-4)
     value.backward()
     assert predicted.grad.abs().sum() > 0
     assert all(p.grad is None for p in stack.parameters())
@@ -53,7 +53,8 @@ def test_one_training_step_runs_the_loss_network_once_and_only_on_real_images():
     torch.manual_seed(0)
     stack = build_feature_stack("alexnet", 5)
     seen = []
-    stack[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].requires_grad))
+    # The first conv may run as a functional space-to-depth conv: hook the ReLU.
+    stack[1].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].requires_grad))
     loss = FeaturePredictionLoss(LossNetwork(stack, (5,)))
     ae = FeaturePredictionAutoencoder(8, (64, 64), (192, 7, 7))
     x = torch.rand(4, 3, 64, 64)

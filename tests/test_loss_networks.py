@@ -129,18 +129,20 @@ def test_several_layers_come_from_one_forward_pass_and_match_separate_cuts():
     torch.manual_seed(0)
     stack = build_feature_stack("alexnet", 5)
     calls = []
-    stack[0].register_forward_hook(lambda *args: calls.append(1))
+    stack[1].register_forward_hook(lambda *args: calls.append(1))
     # Cut 4 is conv2, read before the in-place ReLU that follows it.
     network = LossNetwork(stack, (5, 4, 2), squash="none")
     x = torch.rand(2, 3, 64, 64)
     relu2, conv2, relu1 = network(x)
     assert len(calls) == 1
+    # The first conv runs as a space-to-depth conv: equal up to float rounding.
+    close = dict(rtol=1e-4, atol=1e-6)
     with torch.no_grad():
-        assert torch.allclose(relu1, stack[:2](x.clone()))
+        assert torch.allclose(relu1, stack[:2](x.clone()), **close)
         expected_conv2 = stack[:4](x.clone())
-        assert torch.allclose(conv2, expected_conv2)
+        assert torch.allclose(conv2, expected_conv2, **close)
         assert (conv2 < 0).any()  # not overwritten by the ReLU
-        assert torch.allclose(relu2, stack[:5](x.clone()))
+        assert torch.allclose(relu2, stack[:5](x.clone()), **close)
 
 
 @pytest.mark.parametrize("kind", ["sigmoid", "none", "unit"])
@@ -180,7 +182,7 @@ def test_multi_layer_loss_is_the_weighted_mean_of_per_layer_mses():
     value = loss(x_hat, x)
     with torch.no_grad():
         per_layer = [F.mse_loss(squash(stack[:c](x_hat), "unit"), squash(stack[:c](x), "unit")) for c in (2, 5)]
-    assert torch.allclose(value, 0.25 * per_layer[0] + 0.75 * per_layer[1])
+    assert torch.allclose(value, 0.25 * per_layer[0] + 0.75 * per_layer[1], rtol=1e-4)
     value.backward()
     assert x_hat.grad.abs().sum() > 0
 
