@@ -15,11 +15,11 @@ pixel loss (run inside :func:`pixel_output`) can give it an
 
 The targets ``p(x)`` are recomputed for every batch rather than cached:
 measured with ``benchmarks/bench_feature_targets.py`` (2 shared CPU
-threads, batch 64, AlexNet cut 5) they take about a tenth of a training
-step, which a float16 cache did not measurably save, while such a cache
-would hold 1.5 times the uint8 images' memory at that layer (2.3 times at
-``"relu1"``, 21 times at VGG16's ``"relu2_2"``). Recomputing keeps memory at
-the uint8 images and one batch of features.
+threads, batch 64, AlexNet cut 5) they take 8 to 11% of a training step,
+which a float16 cache did not save beyond the machine's noise, while such a
+cache would hold 1.5 times the uint8 images' memory at that layer (2.3
+times at ``"relu1"``, 21 times at VGG16's ``"relu2_2"``). Recomputing keeps
+memory at the uint8 images and one batch of features.
 """
 
 import contextlib
