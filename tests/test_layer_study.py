@@ -53,3 +53,14 @@ def test_worse_feature_prediction_is_called_worse(study, tmp_path):
     lines = study.verdict(study.collect(tmp_path / "runs", [0, 1, 2]))
     assert any("worse: higher error, separate intervals" in line for line in lines)
     assert np.isfinite(study.collect(tmp_path / "runs", [0])["test_error_px"]).all()
+
+
+def test_one_seed_uses_the_protocols_bootstrap_interval(study, tmp_path):
+    fake_runs(study, tmp_path / "runs", [0], fp_error=4.0)
+    for path in (tmp_path / "runs").glob("*/results.csv"):
+        rows = pd.read_csv(path)
+        pd.concat([rows, rows["test_metric"].rename("test_ci_low") - 0.5,
+                   rows["test_metric"].rename("test_ci_high") + 0.5], axis=1).to_csv(path, index=False)
+    table = study.collect(tmp_path / "runs", [0])
+    fp = table[(table["variant"] == "F. AE") & (table["head"] == "mlp")].iloc[0]
+    assert (fp["ci_low"], fp["test_error_px"], fp["ci_high"]) == pytest.approx((3.5, 4.0, 4.5))
