@@ -1,35 +1,31 @@
 """Frozen pretrained feature extractors and the perceptual loss built on them.
 
 The paper's perceptual network is ImageNet AlexNet cut after its second ReLU,
-``torchvision.models.alexnet().features[:5]``. Other torchvision networks are
-available through a small registry so that researchers can ablate the choice
+``torchvision.models.alexnet().features[:5]``. The 14 torchvision networks of
+the follow-up study, with named layers, are available through
+:mod:`skperceptual.loss_networks` so that researchers can ablate the choice
 of network and layer.
 """
 
 import os
-from collections import OrderedDict
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: Module-name stacks of each registered network, in forward order. A
-#: ``perceptual_layer`` of k keeps the first k of them.
-_FEATURE_STACKS = {
-    "alexnet": ("features", 13),
-    "vgg16": ("features", 31),
-    "squeezenet1_1": ("features", 13),
-    "resnet18": (
-        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
-        None,
-    ),
-}
+from .loss_networks import (
+    _IMAGENET_MEAN,
+    _IMAGENET_STD,
+    LOSS_NETWORKS,
+    build_feature_stack,
+    layer_names,
+    meta_feature_stack,
+    resolve_layers,
+    state_dict_prefix,
+)
 
-PERCEPTUAL_NETS = tuple(_FEATURE_STACKS)
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
+#: The loss networks, with named layers: see :mod:`skperceptual.loss_networks`.
+PERCEPTUAL_NETS = LOSS_NETWORKS
 
 def n_layers(name):
     """Return how many modules the feature stack of network ``name`` has.
@@ -49,52 +45,19 @@ def n_layers(name):
     >>> n_layers("alexnet")
     13
     """
-    check_perceptual_net(name)
-    stack, size = _FEATURE_STACKS[name]
-    return len(stack) if size is None else size
+    return len(layer_names(name))
 
 
 def check_perceptual_net(name, layer=None):
-    """Raise ValueError, listing the valid values, for an unknown net or layer."""
-    if name not in _FEATURE_STACKS:
-        raise ValueError(
-            f"Unknown perceptual_net {name!r}; valid values are {list(PERCEPTUAL_NETS)}."
-        )
-    if layer is not None:
-        top = n_layers(name)
-        if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= top:
-            raise ValueError(
-                f"perceptual_layer={layer!r} is out of range for {name!r}: "
-                f"use an integer from 1 to {top} (the number of feature modules kept)."
-            )
+    """Raise ValueError, listing the valid values, for an unknown net or layer.
 
-
-def _meta_features(name, layer):
-    """Build the first ``layer`` feature modules of ``name`` on the meta device.
-
-    Meta tensors have shapes but no storage, so this is cheap even for VGG16:
-    the classifier layers we throw away (most of AlexNet's and VGG's
-    parameters) are never allocated or initialised. Parameter names keep
-    their position in the stack ("0.weight"), which is what the full
-    model's "features.0.weight" reduces to.
+    ``layer`` may be an integer cut, a layer name or a list of them (see
+    :func:`skperceptual.loss_networks.resolve_layers`).
     """
-    import torchvision
-
-    with torch.device("meta"):
-        model = torchvision.models.get_model(name, weights=None)
-    stack, _ = _FEATURE_STACKS[name]
-    if isinstance(stack, str):
-        return getattr(model, stack)[:layer]
-    return nn.Sequential(OrderedDict((n, getattr(model, n)) for n in stack[:layer]))
-
-
-def _truncated_features(name, layer):
-    """Build the first ``layer`` feature modules of ``name``, randomly initialised."""
-    features = _meta_features(name, layer).to_empty(device="cpu")
-    for module in features.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    return features
+    if layer is None:
+        layer_names(name)
+    else:
+        resolve_layers(name, layer)
 
 
 def _feature_entries(state_dict, name, layer, source):
@@ -130,8 +93,7 @@ def _feature_entries(state_dict, name, layer, source):
     >>> sorted(_feature_entries(state, "alexnet", 2, "a test"))
     ['0.bias', '0.weight']
     """
-    stack, _ = _FEATURE_STACKS[name]
-    prefix = f"{stack}." if isinstance(stack, str) else ""
+    prefix = state_dict_prefix(name)
     if not isinstance(state_dict, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
     ):
@@ -146,7 +108,7 @@ def _feature_entries(state_dict, name, layer, source):
     }
     # BatchNorm restores a missing step counter itself (older torchvision
     # checkpoints lack it), so it is not required.
-    kept = _meta_features(name, layer).state_dict()
+    kept = meta_feature_stack(name, layer).state_dict()
     expected = {k: v for k, v in kept.items() if not k.endswith("num_batches_tracked")}
     missing = [k for k in expected if k not in renamed]
     if missing:
@@ -179,11 +141,13 @@ def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
 
     Parameters
     ----------
-    name : {"alexnet", "vgg16", "squeezenet1_1", "resnet18"}, default="alexnet"
-        torchvision network whose feature stack is used.
-    layer : int, default=5
-        How many modules of the feature stack to keep. 5 on AlexNet stops
-        after the second ReLU, the paper's choice.
+    name : str, default="alexnet"
+        One of the 14 torchvision networks of :data:`PERCEPTUAL_NETS`.
+    layer : int or str, default=5
+        How many modules of the feature stack to keep, or the name of the
+        last one kept (:func:`skperceptual.loss_networks.layer_names`). 5
+        on AlexNet, ``"relu2"``, stops after the second ReLU, the paper's
+        choice.
     weights : "imagenet", str, path-like or None, default="imagenet"
         ``"imagenet"`` resolves the ImageNet weights through
         :func:`skperceptual.weights.imagenet_state_dict`: torchvision's
@@ -214,7 +178,7 @@ def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
     >>> len(net), net.training
     (5, False)
     """
-    check_perceptual_net(name, layer)
+    (layer,) = resolve_layers(name, layer)
     if weights is not None:
         from .weights import imagenet_state_dict, read_state_dict
 
@@ -224,7 +188,7 @@ def load_perceptual_net(name="alexnet", layer=5, weights="imagenet"):
             state_dict, source = read_state_dict(weights), f"file {os.fspath(weights)!r}"
         # Checked before the network is built, so a bad file costs nothing.
         entries = _feature_entries(state_dict, name, layer, source)
-    features = _truncated_features(name, layer)
+    features = build_feature_stack(name, layer)
     if weights is not None:
         features.load_state_dict(entries)
     features.requires_grad_(False)

@@ -15,11 +15,13 @@ from skorch.callbacks import EarlyStopping, ProgressBar
 
 from .callbacks import DivergenceGuard
 from ._data import ValidationSplit, batch_loader
+from ._feature_prediction import check_pixel_decoder, pixel_output
 from ._frozen import FrozenModule
-from ._model import ConvAutoencoder
+from ._loss_settings import LOSSES, LossSettings
 from ._net import AutoencoderNet, as_dataset
 from ._validation import check_device, check_images
-from .perceptual import PERCEPTUAL_NETS, PerceptualLoss, PixelLoss, check_perceptual_net, load_perceptual_net
+from .loss_networks import SQUASHES
+from .perceptual import PERCEPTUAL_NETS, PixelLoss, check_perceptual_net
 
 
 def resolve_device(device):
@@ -52,15 +54,30 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     kl_weight : float, default=0.01
         Weight of the KL term (the paper's gamma). Ignored unless
         ``variational``.
-    loss : {"perceptual", "pixel"}, default="perceptual"
+    loss : {"perceptual", "pixel", "feature_prediction"}, default="perceptual"
         ``"pixel"``: MSE between input and reconstruction. ``"perceptual"``:
-        MSE between ``sigmoid(p(x))`` and ``sigmoid(p(x_hat))`` for the frozen
-        network ``p`` chosen below.
-    perceptual_net : {"alexnet", "vgg16", "squeezenet1_1", "resnet18"}, default="alexnet"
-        torchvision network whose feature stack is ``p``.
-    perceptual_layer : int, default=5
-        How many modules of the feature stack ``p`` keeps. AlexNet cut at 5
-        stops after its second ReLU, as in the paper.
+        MSE between ``s(p(x))`` and ``s(p(x_hat))`` for the frozen network
+        ``p`` chosen below and the squash ``s``. ``"feature_prediction"``
+        (Pihlgren et al., ICPR 2021): the decoder predicts ``p(x)`` itself,
+        trained with the MSE to ``s(p(x))``; ``inverse_transform`` then
+        needs :meth:`fit_decoder` first.
+    perceptual_net : str, default="alexnet"
+        torchvision network whose feature stack is ``p``: one of the 14 of
+        the follow-up study (:data:`skperceptual.perceptual.PERCEPTUAL_NETS`),
+        e.g. ``"alexnet"``, ``"vgg16"``, ``"resnet50"``, ``"efficientnet_b0"``.
+    perceptual_layer : int, str or list, default=5
+        Where ``p`` is read: an integer cut (how many modules of the feature
+        stack to keep), a layer name such as ``"relu2"`` or ``"conv3_3"``
+        (:func:`skperceptual.loss_networks.layer_names`), or a list of them
+        for a multi-layer loss, computed in one forward pass. AlexNet cut at
+        5, ``"relu2"``, stops after its second ReLU, as in the paper.
+    perceptual_layer_weights : list of float or None, default=None
+        Weights of the layers of a list ``perceptual_layer``: the loss is
+        the weighted mean of the per-layer MSEs. None weighs them equally.
+    perceptual_squash : {"sigmoid", "none", "unit"}, default="sigmoid"
+        Applied to ``p``'s features before comparing them: ``"sigmoid"``
+        (the 2020 paper), ``"none"`` (the follow-ups) or ``"unit"``
+        (channel-wise unit normalisation, as LPIPS does).
     perceptual_weights : "imagenet", str, path-like or None, default="imagenet"
         ``"imagenet"`` loads torchvision's ImageNet weights (TORCH_HOME cache,
         then download). A path loads a local ``.pth`` state_dict of the full
@@ -163,9 +180,11 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "z_dim": [Interval(Integral, 1, None, closed="left")],
         "variational": ["boolean"],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
-        "loss": [StrOptions({"perceptual", "pixel"})],
+        "loss": [StrOptions(set(LOSSES))],
         "perceptual_net": [StrOptions(set(PERCEPTUAL_NETS))],
-        "perceptual_layer": [Interval(Integral, 1, None, closed="left")],
+        "perceptual_layer": [Interval(Integral, 1, None, closed="left"), str, list, tuple],
+        "perceptual_layer_weights": ["array-like", None],
+        "perceptual_squash": [StrOptions(set(SQUASHES))],
         "perceptual_weights": [str, os.PathLike, None],
         "perceptual_normalize": ["boolean"],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -193,6 +212,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         loss="perceptual",
         perceptual_net="alexnet",
         perceptual_layer=5,
+        perceptual_layer_weights=None,
+        perceptual_squash="sigmoid",
         perceptual_weights="imagenet",
         perceptual_normalize=False,
         max_epochs=50,
@@ -214,6 +235,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.loss = loss
         self.perceptual_net = perceptual_net
         self.perceptual_layer = perceptual_layer
+        self.perceptual_layer_weights = perceptual_layer_weights
+        self.perceptual_squash = perceptual_squash
         self.perceptual_weights = perceptual_weights
         self.perceptual_normalize = perceptual_normalize
         self.max_epochs = max_epochs
@@ -228,13 +251,6 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.precision = precision
         self.channels_last = channels_last
         self.callbacks = callbacks
-
-    def _criterion(self):
-        if self.loss == "pixel":
-            return PixelLoss()
-        # int(): numpy integers from parameter grids are valid layers too.
-        net = load_perceptual_net(self.perceptual_net, int(self.perceptual_layer), self.perceptual_weights)
-        return PerceptualLoss(net, normalize=self.perceptual_normalize)
 
     def _callbacks(self, validating):
         # A diverging fit must fail, not return NaN or exploded embeddings.
@@ -272,8 +288,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         # Every check that needs no data comes first, so that bad parameters
         # fail before the images are validated or the weights are loaded.
-        if self.loss == "perceptual":
-            check_perceptual_net(self.perceptual_net, int(self.perceptual_layer))
+        if self.loss != "pixel":
+            check_perceptual_net(self.perceptual_net, self.perceptual_layer)
         device = check_device(resolve_device(self.device), self.device)
         images = check_images(self, X, reset=True, image_shape=self.image_shape)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -293,15 +309,18 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 f"Got {len(images)} image(s); batch normalisation needs at least 2 for "
                 f"training, and {fix}"
             )
+        loss = LossSettings.from_estimator(self, images.shape[2:])
+        module, module_params = loss.module()
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
 
         # Seeding a forked generator keeps fits reproducible without
         # touching the caller's global torch random state.
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
-            criterion = self._criterion()
+            criterion = loss.criterion()
             net = AutoencoderNet(
-                ConvAutoencoder,
+                module,
+                **module_params,
                 module__z_dim=self.z_dim,
                 module__image_size=images.shape[2:],
                 module__variational=self.variational,
@@ -351,7 +370,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         KL term, also for a VAE). Adam starts afresh with ``lr``; the
         validation split and early stopping are those of ``fit``, with
         ``patience``. Afterwards the net trains on its own loss again, so
-        ``get_params()`` still describes the encoder.
+        ``get_params()`` still describes the encoder. With
+        ``loss="feature_prediction"``, whose decoder predicts features, this
+        trains the pixel decoder that :meth:`inverse_transform` needs.
 
         Parameters
         ----------
@@ -430,7 +451,11 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
                 torch.manual_seed(seed)
                 start = time.perf_counter()
-                net.partial_fit(as_dataset(images), y=None, epochs=max_epochs)
+                # A feature-prediction module retrains its pixel decoder.
+                with pixel_output(module):
+                    net.partial_fit(as_dataset(images), y=None, epochs=max_epochs)
+                if hasattr(module, "pixel_decoder_fitted"):
+                    module.pixel_decoder_fitted = True
                 self.decoder_fit_time_ = time.perf_counter() - start
         finally:
             for name in self._ENCODER_PARTS:
@@ -487,7 +512,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 f"X has {Z.shape[1]} features per row, but the embedding was fitted with "
                 f"z_dim={z_dim}; pass the output of transform()."
             )
-        images = self.net_.decode(Z, self.net_.batch_size)
+        check_pixel_decoder(self.net_.module_)
+        with pixel_output(self.net_.module_):
+            images = self.net_.decode(Z, self.net_.batch_size)
         if self.image_shape_[0] == 1:
             images = images.mean(axis=1, keepdims=True)
         return images.reshape(len(images), -1) if self._flat_input else images
@@ -495,10 +522,11 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def score(self, X, y=None):
         """Return the negative mean reconstruction loss, so that higher is better.
 
-        The loss is the one trained on (pixel or perceptual), without the KL
-        term, reconstructing from the mean embedding. This lets
-        ``GridSearchCV`` tune the autoencoder on its own. Compare scores only
-        between transformers with the same ``loss`` setting.
+        The loss is the one trained on (pixel, perceptual or feature
+        prediction), without the KL term, decoding the mean embedding. This
+        lets ``GridSearchCV`` tune the autoencoder on its own. Compare scores
+        only between transformers with the same loss settings (``loss``,
+        network, layers and squash).
 
         Parameters
         ----------

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_path
-from .perceptual import _FEATURE_STACKS, _feature_entries, check_perceptual_net, n_layers
+from .loss_networks import canonical_name, state_dict_prefix
+from .perceptual import _feature_entries, check_perceptual_net, n_layers
 
 __all__ = [
     "MIRROR_REQUIREMENT",
@@ -331,7 +332,7 @@ def _weights_enum(name):
     import torchvision
 
     check_perceptual_net(name)
-    return torchvision.models.get_model_weights(name).DEFAULT
+    return torchvision.models.get_model_weights(canonical_name(name)).DEFAULT
 
 
 def _read_local(path, name, what):
@@ -544,8 +545,7 @@ def register_weights(path, name="alexnet", data_home=None):
         state_dict, origin = read_state_dict(path), f"file {shown}"
     entries = _feature_entries(state_dict, name, n_layers(name), f"file {shown!r}")
     # Stored under torchvision's own key names, without the classifier.
-    stack, _ = _FEATURE_STACKS[name]
-    prefix = f"{stack}." if isinstance(stack, str) else ""
+    prefix = state_dict_prefix(name)
     return _store({prefix + k: v for k, v in entries.items()}, name, data_home, origin)
 
 

@@ -20,6 +20,8 @@ SET_VALUES = {
     "kl_weight": ("0.5", 0.5),
     "perceptual_net": ("vgg16", "vgg16"),
     "perceptual_layer": ("3", 3),
+    "perceptual_layer_weights": ("[1.0, 3.0]", [1.0, 3.0]),
+    "perceptual_squash": ("unit", "unit"),
     "perceptual_weights": ("/tmp/weights.pth", "/tmp/weights.pth"),
     "perceptual_normalize": ("true", True),
     "max_epochs": ("7", 7),

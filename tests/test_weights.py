@@ -24,7 +24,8 @@ import torchvision
 from conftest import TEST_SDIST, TEST_WEIGHTS
 from skperceptual import weights
 from skperceptual.__main__ import main
-from skperceptual.perceptual import _meta_features, load_perceptual_net
+from skperceptual.loss_networks import meta_feature_stack
+from skperceptual.perceptual import load_perceptual_net
 from skperceptual.weights import (
     imagenet_state_dict,
     mirror_state_dict,
@@ -41,7 +42,7 @@ FLAX_SHAPES = {"Conv_0": (11, 11, 3, 64), "Conv_1": (5, 5, 64, 192), "Conv_2": (
 def alexnet_features(fill):
     """A complete AlexNet feature state_dict whose every value is ``fill``."""
     return {f"features.{k}": torch.full(v.shape, float(fill))
-            for k, v in _meta_features("alexnet", 13).state_dict().items()}
+            for k, v in meta_feature_stack("alexnet", 13).state_dict().items()}
 
 
 def make_sdist(path, params):

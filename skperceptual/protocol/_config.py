@@ -25,12 +25,16 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from ._registry import DATASETS, HEADS
 
-#: The four autoencoder variants: (loss, variational).
+#: The autoencoder variants: (loss, variational). The paper's four, then
+#: feature prediction (Pihlgren et al., ICPR 2021), which runs only when
+#: ``ae.variants`` names it.
 VARIANTS = {
     "AE": ("pixel", False),
     "VAE": ("pixel", True),
     "P. AE": ("perceptual", False),
     "P. VAE": ("perceptual", True),
+    "F. AE": ("feature_prediction", False),
+    "F. VAE": ("feature_prediction", True),
 }
 
 #: Estimator parameters the protocol sets per unit, and the key that does.
@@ -59,7 +63,7 @@ DEFAULTS = {
         # A list, a table of lists by dataset name, or "paper" (the
         # paper's sizes of the dataset).
         "z_dims": [32, 64],
-        "variants": list(VARIANTS),
+        "variants": ["AE", "VAE", "P. AE", "P. VAE"],
     },
     "heads": {
         # Which head families to tune (skperceptual.protocol HEADS): "mlp"

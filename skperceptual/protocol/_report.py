@@ -444,8 +444,10 @@ def figure6(results, out_dir, path, crop_size=16):
     plt.close(fig)
 
 
-#: Colours of the variants in the learning curve: pixel loss blue, perceptual red.
-_COLOURS = {"AE": "tab:blue", "VAE": "tab:cyan", "P. AE": "tab:red", "P. VAE": "tab:orange"}
+#: Colours of the variants in the learning curve: pixel loss blue, perceptual red,
+#: feature prediction green.
+_COLOURS = {"AE": "tab:blue", "VAE": "tab:cyan", "P. AE": "tab:red", "P. VAE": "tab:orange",
+            "F. AE": "tab:green", "F. VAE": "tab:olive"}
 _LINESTYLES = {"mlp": "-", "linear": "--"}
 _LEARNING_CURVE_COLUMNS = ("variant", "z_dim", "head", "n_images", "test_metric")
 

@@ -20,6 +20,7 @@ import joblib
 import numpy as np
 
 from .._atomic import atomic_path
+from .._feature_prediction import has_pixel_decoder
 from ._config import VARIANTS, ae_params, config_hash
 from ._heads import head_search_space, search_head
 from ._metrics import mean_l1
@@ -58,7 +59,7 @@ def _fit_ae(params, X_ae, X_pred, X_test, frame_index, curve_at=()):
     ae.net_.initialize_optimizer()
     frames = X_test[frame_index]
     return dict(ae=ae, Z_predictor=ae.transform(X_pred), Z_test=ae.transform(X_test),
-                recon=ae.inverse_transform(ae.transform(frames)), curve=checkpoints,
+                recon=reconstruct(ae, frames), curve=checkpoints,
                 fit_time=float(ae.fit_time_), n_epochs=int(ae.n_epochs_))
 
 
@@ -245,6 +246,18 @@ def curve_rows(curve_units):
 # ---------------------------------------------------------------- decoders
 
 
+def reconstruct(ae, X):
+    """``ae``'s reconstructions of ``X``: all NaN while it has no pixel decoder.
+
+    A feature-prediction AE (F. AE, F. VAE) decodes features until
+    :meth:`~skperceptual.PerceptualAETransformer.fit_decoder` trains its pixel
+    decoder, so its Table VIII "before" error and Figure 6 row are NaN.
+    """
+    if not has_pixel_decoder(ae.net_.module_):
+        return np.full(np.shape(X), np.nan, dtype=np.float32)
+    return ae.inverse_transform(ae.transform(X))
+
+
 def reconstruction_l1(ae, X, batch_size=256):
     """Mean L1 error (on the [0, 1] scale) of ``ae``'s reconstructions of ``X``.
 
@@ -253,7 +266,7 @@ def reconstruction_l1(ae, X, batch_size=256):
     total = 0.0
     for start in range(0, len(X), batch_size):
         chunk = X[start : start + batch_size]
-        total += mean_l1(chunk, ae.inverse_transform(ae.transform(chunk))) * len(chunk)
+        total += mean_l1(chunk, reconstruct(ae, chunk)) * len(chunk)
     return total / len(X)
 
 

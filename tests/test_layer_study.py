@@ -1,0 +1,66 @@
+"""experiments/layer_study.py: collecting runs into the table, the note and the figure (no training)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "layer_study.py"
+
+
+@pytest.fixture
+def study():
+    spec = importlib.util.spec_from_file_location("layer_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_runs(study, out, seeds, fp_error):
+    """results.csv files shaped like the protocol's, one per setting and seed."""
+    for i, (label, variant, _) in enumerate(study.SETTINGS):
+        for seed in seeds:
+            error = fp_error if variant == "F. AE" else 3.0 + i
+            time = 1.0 if variant == "F. AE" else 2.0
+            rows = [{"variant": variant, "head": head, "test_metric": error + 0.1 * seed + (head == "linear"),
+                     "ae_fit_time": 6 * time, "ae_n_epochs": 6, "ae_time_per_epoch": time} for head in study.HEADS]
+            rows.append({"variant": "baseline", "head": "mean-position", "test_metric": 20.0 + seed})
+            path = out / f"{study.slug(label)}-seed{seed}" / "results.csv"
+            path.parent.mkdir(parents=True)
+            pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def test_several_seeds_give_t_intervals_a_note_and_a_figure(study, tmp_path):
+    fake_runs(study, tmp_path / "runs", [0, 1, 2], fp_error=4.0)
+    table = study.collect(tmp_path / "runs", [0, 1, 2])
+    fp = table[(table["variant"] == "F. AE") & (table["head"] == "mlp")].iloc[0]
+    assert fp["n_seeds"] == 3 and fp["test_error_px"] == pytest.approx(4.1)
+    assert fp["ci_low"] < 4.1 < fp["ci_high"]
+    baseline = table[table["variant"] == "baseline"].iloc[0]
+    assert baseline["test_error_px"] == pytest.approx(21.0)
+    study.write(table, tmp_path / "results")
+    note = (tmp_path / "results" / "layer_study.md").read_text()
+    # P. AE at relu2 has error 4.1 too (3 + 1): equal, so "as good", and 0.5x the time.
+    assert "0.50 times the training time per epoch (faster)" in note
+    assert "as good or better" in note
+    assert (tmp_path / "results" / "layer_study.png").stat().st_size > 0
+
+
+def test_worse_feature_prediction_is_called_worse(study, tmp_path):
+    fake_runs(study, tmp_path / "runs", [0, 1, 2], fp_error=9.0)
+    lines = study.verdict(study.collect(tmp_path / "runs", [0, 1, 2]))
+    assert any("worse: higher error, separate intervals" in line for line in lines)
+    assert np.isfinite(study.collect(tmp_path / "runs", [0])["test_error_px"]).all()
+
+
+def test_one_seed_uses_the_protocols_bootstrap_interval(study, tmp_path):
+    fake_runs(study, tmp_path / "runs", [0], fp_error=4.0)
+    for path in (tmp_path / "runs").glob("*/results.csv"):
+        rows = pd.read_csv(path)
+        pd.concat([rows, rows["test_metric"].rename("test_ci_low") - 0.5,
+                   rows["test_metric"].rename("test_ci_high") + 0.5], axis=1).to_csv(path, index=False)
+    table = study.collect(tmp_path / "runs", [0])
+    fp = table[(table["variant"] == "F. AE") & (table["head"] == "mlp")].iloc[0]
+    assert (fp["ci_low"], fp["test_error_px"], fp["ci_high"]) == pytest.approx((3.5, 4.0, 4.5))
