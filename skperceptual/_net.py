@@ -1,6 +1,7 @@
 """The skorch net that trains a :class:`~skperceptual._model.ConvAutoencoder`."""
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -244,4 +245,10 @@ def _slim(step):
 
 def as_dataset(images):
     """Wrap a CPU numpy image array (no copy) in an :class:`ImageDataset`."""
-    return ImageDataset(torch.from_numpy(np.ascontiguousarray(images)))
+    images = np.ascontiguousarray(images)
+    with warnings.catch_warnings():
+        # joblib hands large arrays to worker processes as read-only memory
+        # maps; torch warns that writing to such a tensor is undefined, but
+        # batches are only ever read (gathered with index_select).
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return ImageDataset(torch.from_numpy(images))

@@ -134,7 +134,7 @@ def test_search_head_refits_on_whole_predictor_set():
     row, search = search_head(Z, y, Z[:10], y[:10], "positioning", "linear")
     assert search.best_estimator_.named_steps["scale"].n_samples_seen_ == 50
     assert row["val_metric"] == pytest.approx(-row["val_score"]) and row["test_metric"] < 1.0
-    assert row["n_candidates"] == 7
+    assert row["n_candidates"] == 9
 
 
 def test_selected_mlp_is_no_worse_than_the_mean_on_collapsed_vae_embeddings():

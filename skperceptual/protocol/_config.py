@@ -85,7 +85,7 @@ DEFAULTS = {
         "max_iter": 2000,
         "n_iter_no_change": 20,
         "early_stopping_fraction": 0.1,
-        "alphas": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
+        "alphas": [0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6],
         "logistic_C": [0.01, 0.1, 1.0, 10.0],
     },
     "decoder": {
