@@ -24,6 +24,7 @@ memory at the uint8 images and one batch of features.
 
 import contextlib
 
+from sklearn.exceptions import NotFittedError
 from torch import nn
 from torch.nn import functional as F
 
@@ -158,7 +159,9 @@ def check_pixel_decoder(module, retrain="fit_decoder(X)"):
         The call that trains the pixel decoder, for the message.
     """
     if not has_pixel_decoder(module):
-        raise RuntimeError(
+        # NotFittedError: the pixel decoder is a part of the model that was
+        # never fitted, and callers can tell this case from any other error.
+        raise NotFittedError(
             "This autoencoder was trained with loss='feature_prediction': its decoder predicts "
             "loss-network features, not images, and its pixel decoder is untrained. Call "
             f"{retrain} first, which trains the pixel decoder on the frozen embedding with "

@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
@@ -57,7 +58,7 @@ def test_feature_prediction_decodes_features_and_needs_a_pixel_decoder_for_image
     module = ae.net_.module_
     assert isinstance(module, FeaturePredictionAutoencoder) and module.feature_shape == (192, 7, 7)
     Z = ae.transform(images)
-    with pytest.raises(RuntimeError, match=r"fit_decoder\(X\)"):
+    with pytest.raises(NotFittedError, match=r"fit_decoder\(X\)"):
         ae.inverse_transform(Z)
     if not hasattr(ae, "fit_decoder"):
         pytest.skip("the estimator has no fit_decoder yet")

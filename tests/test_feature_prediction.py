@@ -1,6 +1,7 @@
 """Feature prediction: a decoder head emitting the loss network's feature shape, MSE to p(x)."""
 
 import pytest
+from sklearn.exceptions import NotFittedError
 import torch
 from torch.nn import functional as F
 
@@ -68,7 +69,7 @@ def test_one_training_step_runs_the_loss_network_once_and_only_on_real_images():
 
 def test_the_pixel_decoder_takes_over_inside_pixel_output():
     ae = FeaturePredictionAutoencoder(8, (64, 64), (192, 7, 7))
-    with pytest.raises(RuntimeError, match=r"Call fit_decoder\(X\) first"):
+    with pytest.raises(NotFittedError, match=r"Call fit_decoder\(X\) first"):
         check_pixel_decoder(ae)
     with torch.no_grad(), pixel_output(ae):
         recon = ae(torch.rand(2, 3, 64, 64))[0]

@@ -18,9 +18,9 @@ import json
 
 import joblib
 import numpy as np
+from sklearn.exceptions import NotFittedError
 
 from .._atomic import atomic_path
-from .._feature_prediction import has_pixel_decoder
 from ._config import VARIANTS, ae_params, config_hash
 from ._heads import head_search_space, search_head
 from ._metrics import mean_l1
@@ -253,9 +253,10 @@ def reconstruct(ae, X):
     :meth:`~skperceptual.PerceptualAETransformer.fit_decoder` trains its pixel
     decoder, so its Table VIII "before" error and Figure 6 row are NaN.
     """
-    if not has_pixel_decoder(ae.net_.module_):
+    try:
+        return ae.inverse_transform(ae.transform(X))
+    except NotFittedError:
         return np.full(np.shape(X), np.nan, dtype=np.float32)
-    return ae.inverse_transform(ae.transform(X))
 
 
 def reconstruction_l1(ae, X, batch_size=256):
