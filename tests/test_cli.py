@@ -74,6 +74,12 @@ def test_pixel_variants_do_not_need_weights(tmp_path, monkeypatch):
                          out=tmp_path / "run"))
 
 
+def test_bad_weights_file_for_the_weights_command(tmp_path, capsys):
+    assert main(["weights", "register", str(tmp_path / "missing.pth"), "--data-home", str(tmp_path)]) == 2
+    assert "missing.pth" in _one_error_line(capsys)
+    assert not (tmp_path / "weights").exists()
+
+
 def test_debug_shows_the_traceback(tmp_path, no_data):
     with pytest.raises(FileNotFoundError, match="nosuch"):
         main(["--debug", *_experiment("--profile", "nosuch", out=tmp_path / "run")])
