@@ -142,15 +142,15 @@ def _check_weights(config):
     """Load the perceptual network's weights once, so that a bad file fails before any data is made."""
     from .loss_networks import resolve_layers
     from .perceptual import load_perceptual_net
-    from .protocol._config import VARIANTS
+    from .protocol._config import VARIANTS, ae_params
 
-    ae = config["ae"]
-    weights = ae.get("perceptual_weights", "imagenet")
-    if weights is None or all(VARIANTS[v][0] == "pixel" for v in ae["variants"]):
+    perceptual = [v for v in config["ae"]["variants"] if VARIANTS[v][0] != "pixel"]
+    if not perceptual:
         return
-    net = ae.get("perceptual_net", "alexnet")
-    layer = max(resolve_layers(net, ae.get("perceptual_layer", 5)))
-    load_perceptual_net(net, layer, weights)
+    params = ae_params(config, perceptual[0], config["ae"]["z_dims"][0])
+    if params["perceptual_weights"] is not None:
+        net = params["perceptual_net"]
+        load_perceptual_net(net, max(resolve_layers(net, params["perceptual_layer"])), params["perceptual_weights"])
 
 
 def _add_report_parser(subparsers):
@@ -219,6 +219,7 @@ def _one_line(exc):
     """``exc``'s message on one line (KeyError's without the quotes its str() adds)."""
     message = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc
     return " ".join(str(message).split()) or type(exc).__name__
+
 
 if __name__ == "__main__":
     sys.exit(main())
