@@ -1,6 +1,7 @@
 """The command line speaks to people: one-line errors, progress, counted warnings."""
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -78,6 +79,14 @@ def test_bad_weights_file_for_the_weights_command(tmp_path, capsys):
     assert main(["weights", "register", str(tmp_path / "missing.pth"), "--data-home", str(tmp_path)]) == 2
     assert "missing.pth" in _one_error_line(capsys)
     assert not (tmp_path / "weights").exists()
+
+
+def test_busy_run_directory_is_one_line(tmp_path, capsys, no_data):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.lock").write_text(str(os.getpid()))  # held by a live process: this one
+    assert main(_experiment("--set", "ae.perceptual_weights=none", out=out)) == 2
+    assert f"Another run (PID {os.getpid()}) is using" in _one_error_line(capsys)
 
 
 def test_debug_shows_the_traceback(tmp_path, no_data):

@@ -285,6 +285,15 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
+class RunDirectoryBusy(RuntimeError, OSError):
+    """Another live process holds the run directory.
+
+    A RuntimeError for existing callers, and an OSError (a resource that is
+    busy) so that the command line reports it as one line, like a missing
+    file.
+    """
+
+
 class RunLock:
     """Hold a run directory for this process: the ``run.lock`` file holds its PID.
 
@@ -316,7 +325,7 @@ class RunLock:
                 except FileExistsError:
                     holder = _lock_holder(self.path)
                     if holder is not None and _alive(holder):
-                        raise RuntimeError(
+                        raise RunDirectoryBusy(
                             f"Another run (PID {holder}) is using {self.folder}; wait for it to finish or pass "
                             f"another --out. If no such process exists, delete {self.path}."
                         ) from None
