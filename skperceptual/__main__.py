@@ -4,12 +4,21 @@ Each command is a subparser added by a ``_add_<command>_parser`` function
 and run by a ``_cmd_<command>(args)`` function; add new commands the same
 way. Heavy imports (torch, gymnasium) stay inside the command functions so
 that ``skperceptual --help`` starts fast.
+
+A user's mistake (a bad ``--set``, an unknown profile, a missing data or
+weights file) is one line on stderr and exit status 2, like argparse's own
+errors; ``--debug`` shows its traceback. Any other exception is a bug and
+keeps its traceback.
 """
 
 import argparse
 import sys
 
 from . import __version__
+
+#: What the library raises for bad input: configuration values, profiles,
+#: data and weights files. Anything else is a programming error.
+USER_ERRORS = (ValueError, OSError, KeyError)
 
 
 def _add_data_parser(subparsers):
@@ -110,9 +119,15 @@ def _cmd_experiment(args):
     from .protocol._config import parse_overrides
 
     # The whole configuration is checked before a cluster starts or data loads.
-    config = load_profile(args.profile, dataset=args.dataset, **parse_overrides(args.overrides))
+    try:
+        config = load_profile(args.profile, dataset=args.dataset, **parse_overrides(args.overrides))
+    except TypeError as exc:  # e.g. a value given for a whole section: the user's mistake here
+        raise ValueError(str(exc)) from exc
     if args.n_jobs is not None and args.n_jobs == 0:
-        raise SystemExit("--n-jobs 0 runs nothing: pass a positive number, -1 for all cores, or leave it out.")
+        raise ValueError("--n-jobs 0 runs nothing: pass a positive number, -1 for all cores, or leave it out.")
+    if not args.scheduler:
+        # A remote cluster's workers may hold weights that this machine lacks.
+        _check_weights(config)
     backend, backend_kwargs, cleanup = _backend(args)
     try:
         results = run_protocol(None, config, args.out, n_jobs=args.n_jobs, backend=backend,
@@ -121,6 +136,21 @@ def _cmd_experiment(args):
         cleanup()
     print(f"{len(results)} result rows; see tables.md in the run directory")
     return 0
+
+
+def _check_weights(config):
+    """Load the perceptual network's weights once, so that a bad file fails before any data is made."""
+    from .loss_networks import resolve_layers
+    from .perceptual import load_perceptual_net
+    from .protocol._config import VARIANTS, ae_params
+
+    perceptual = [v for v in config["ae"]["variants"] if VARIANTS[v][0] != "pixel"]
+    if not perceptual:
+        return
+    params = ae_params(config, perceptual[0], config["ae"]["z_dims"][0])
+    if params["perceptual_weights"] is not None:
+        net = params["perceptual_net"]
+        load_perceptual_net(net, max(resolve_layers(net, params["perceptual_layer"])), params["perceptual_weights"])
 
 
 def _add_report_parser(subparsers):
@@ -143,6 +173,8 @@ def _build_parser():
         description="Perceptual-loss autoencoders (Pihlgren et al., IJCNN 2020).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_data_parser(subparsers)
     _add_experiment_parser(subparsers)
@@ -164,7 +196,8 @@ def main(argv=None):
     Returns
     -------
     status : int
-        Exit status, 0 on success.
+        Exit status: 0 on success, 2 for a user error (bad options,
+        configuration, data or weights), reported as one line on stderr.
 
     Examples
     --------
@@ -173,7 +206,19 @@ def main(argv=None):
     ...       "--quiet"])  # doctest: +SKIP
     """
     args = _build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"skperceptual: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc):
+    """``exc``'s message on one line (KeyError's without the quotes its str() adds)."""
+    message = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc
+    return " ".join(str(message).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ or duplicate rows. One run at a time may use a run directory.
 import hashlib
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from ._metrics import mean_position_baseline, metric_ci
 from ._registry import DATASETS, HEADS, TASK_METRICS
 from ._report import select_figure_frames
 from ._stages import curve_rows, fit_autoencoders, learning_curves, retrain_decoders, search_heads
-from ._units import RunLock, write_json
+from ._units import RunLock, progress_bar, warning_summary, write_json
 
 
 def load_dataset(name, **loader_kwargs):
@@ -89,18 +90,41 @@ def prepare_data(bunch, config):
                  dataset=bunch.get("name", config["dataset"]))
 
 
-class _Log:
-    """Progress lines on stderr, with the time since the run started."""
+class _Progress:
+    """A run's progress on stderr: one tqdm bar per stage, a line per unit.
 
-    def __init__(self, verbose):
-        self.verbose = verbose
+    Lines carry the time since the run started and are written above the
+    bars (``tqdm.write``), so bars and lines never overwrite each other.
+    ``verbose=0`` shows nothing; ``on_unit_done`` is called either way.
+    """
+
+    def __init__(self, verbose, on_unit_done=None):
+        self.verbose = bool(verbose)
+        self.on_unit_done = on_unit_done
         self.start = time.perf_counter()
 
     def __call__(self, message):
         if self.verbose:
-            print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
+            line = f"[{time.perf_counter() - self.start:7.1f}s] {message}"
+            from tqdm.auto import tqdm
 
-    def unit(self, unit, n_done, n_todo):
+            tqdm.write(line, file=sys.stderr)
+
+    @contextmanager
+    def stage(self, label, n_todo):
+        """Show a bar over a stage's ``n_todo`` units; yield the per-unit callback of ``run_units``."""
+        with progress_bar(total=n_todo, desc=label, unit="unit", enabled=self.verbose and n_todo > 0) as bar:
+            def unit_done(unit, n_done, n_total):
+                bar.update(1)
+                if self.verbose:
+                    self(self.describe(unit, n_done, n_total))
+                if self.on_unit_done is not None:
+                    self.on_unit_done(unit, n_done, n_total)
+
+            yield unit_done
+
+    @staticmethod
+    def describe(unit, n_done, n_todo):
         r = unit.record
         what = {
             "ae": lambda: f"fitted in {r['fit_time']:.1f}s ({r['n_epochs']} epochs)",
@@ -108,7 +132,8 @@ class _Log:
             "decoder": lambda: f"L1 {r['l1_before']:.4f} -> {r['test_metric']:.4f}",
             "curve": lambda: f"learning curve, {len(r['rows'])} head fits",
         }[unit.stage]()
-        self(f"{unit.stage} {n_done}/{n_todo}: {unit.info['variant']} z={unit.info['z']} {what}")
+        warned = f", {r['n_warnings']} warnings" if r.get("n_warnings") else ""
+        return f"{unit.stage} {n_done}/{n_todo}: {unit.info['variant']} z={unit.info['z']} {what}{warned}"
 
 
 def _check_run_options(n_jobs, config, bunch):
@@ -169,30 +194,24 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     config = load_profile(config) if not isinstance(config, dict) or "ae" not in config else config
     validate_config(config)
     _check_run_options(n_jobs, config, bunch)
-    log = _Log(verbose)
+    log = _Progress(verbose, on_unit_done)
     if out_dir is None:
         dataset = bunch.get("name", config["dataset"]) if bunch is not None else config["dataset"]
         out_dir = Path("runs") / f"{dataset}-{config['profile']}-{run_key(config)[:8]}"
     out = Path(out_dir)
     with RunLock(out):
-        return _run_locked(bunch, config, out, log, on_unit_done, report,
+        return _run_locked(bunch, config, out, log, report,
                            dict(n_jobs=n_jobs, backend=backend, backend_kwargs=backend_kwargs))
 
 
-def _run_locked(bunch, config, out, log, on_unit_done, report, options):
+def _run_locked(bunch, config, out, log, report, options):
     """The body of :func:`run_protocol`, once the run directory is held."""
     if bunch is None:
-        bunch = load_dataset(config["dataset"], **config["data"]["loader"].get(config["dataset"], {}))
+        bunch = load_dataset(config["dataset"], **_loader_kwargs(config, log.verbose))
     data = prepare_data(bunch, config)
     write_json(out / "config.json", {**config, "run_key": run_key(config), "data_fingerprint": data.fingerprint,
                                      "task": data.task, "dataset": data.dataset})
-
-    def progress(unit, n_done, n_todo):
-        log.unit(unit, n_done, n_todo)
-        if on_unit_done is not None:
-            on_unit_done(unit, n_done, n_todo)
-
-    run = _run_context(config, data, out, log, progress, options)
+    run = _run_context(config, data, out, log, options)
     ae_units = fit_autoencoders(run)
     head_units = search_heads(run, ae_units)
     curve_units = learning_curves(run, ae_units, head_units)
@@ -202,6 +221,7 @@ def _run_locked(bunch, config, out, log, on_unit_done, report, options):
     if curve_units:
         write_csv(curve_rows(curve_units), out / "learning_curve.csv")
     log(f"wrote {out / 'results.csv'} ({len(results)} rows)")
+    log(warning_summary(u.record for units in (ae_units, head_units, curve_units, decoder_units) for u in units))
     if report:
         from ._report import render_report
 
@@ -210,12 +230,26 @@ def _run_locked(bunch, config, out, log, on_unit_done, report, options):
     return results
 
 
-def _run_context(config, data, out, log, progress, options):
+def _loader_kwargs(config, verbose):
+    """The dataset loader's arguments: the profile's, plus its progress bar when the run is verbose."""
+    import inspect
+
+    from .. import datasets
+
+    kwargs = dict(config["data"]["loader"].get(config["dataset"], {}))
+    # The registry's loaders forward **kwargs: ask the dataset function itself.
+    loader = getattr(datasets, f"load_{config['dataset']}", None)
+    if verbose and loader is not None and "verbose" in inspect.signature(loader).parameters:
+        kwargs.setdefault("verbose", 1)
+    return kwargs
+
+
+def _run_context(config, data, out, log, options):
     # LunarLander frames of one rollout are near-duplicates: the head split
     # keeps rollouts whole when the dataset says which frame is whose.
     groups, test_groups = data.predictor.get("rollout"), data.test.get("rollout")
     dataset = DATASETS.get(data.dataset)
-    return Bunch(config=config, data=data, out=out, units_dir=out / "units", log=log, progress=progress,
+    return Bunch(config=config, data=data, out=out, units_dir=out / "units", log=log,
                  options=options, groups=None if groups is None else np.asarray(groups),
                  test_groups=None if test_groups is None else np.asarray(test_groups),
                  figure_frames=np.asarray(select_figure_frames(data.test.y, config["report"]["n_frames"])),

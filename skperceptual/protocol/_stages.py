@@ -25,7 +25,7 @@ from ._config import VARIANTS, ae_params, config_hash
 from ._heads import head_search_space, search_head
 from ._metrics import mean_l1
 from ._registry import heads_for
-from ._units import Unit, jsonable, run_units
+from ._units import EpochProgress, Unit, jsonable, run_units
 
 
 def _slug(variant):
@@ -46,8 +46,10 @@ def _fit_ae(params, X_ae, X_pred, X_test, frame_index, curve_at=()):
 
     curve = EmbeddingCheckpoints({"predictor": X_pred, "test": X_test}, at=curve_at)
     ae = PerceptualAETransformer(**params)
-    if len(curve_at):
-        ae.set_params(callbacks=[("learning_curve", curve)])
+    # The epoch bar also shows the decoder retraining's epochs (fit_decoder
+    # trains this net again); it is silent outside a verbose runner.
+    callbacks = [("learning_curve", curve)] if len(curve_at) else []
+    ae.set_params(callbacks=[*callbacks, ("epoch_progress", EpochProgress())])
     ae.fit(X_ae)
     checkpoints = getattr(curve, "checkpoints_", [])
     # The saved model keeps the callback: empty it, so that it carries
@@ -120,6 +122,7 @@ def ae_columns(ae_unit, out):
         "ae_fit_time": record["fit_time"], "ae_n_epochs": record["n_epochs"],
         "ae_time_per_epoch": record["fit_time"] / max(record["n_epochs"], 1),
         "ae_file": str(ae_unit.file(".joblib").relative_to(out)), "ae_key": ae_unit.key,
+        "ae_n_warnings": record.get("n_warnings"),
         **{f"ae_{k}": v for k, v in record["params"].items()},
     }
 
@@ -336,8 +339,9 @@ def retrain_decoders(run, ae_units, head_units):
 def run_stage(run, label, units):
     """Run one stage's units through :func:`run_units`, reporting progress."""
     done = sum(unit.record_path.is_file() for unit in units)
-    run.log(f"{done}/{len(units)} {label} already done; running {len(units) - done}")
-    return run_units(units, progress=run.progress, **run.options)
+    with run.log.stage(label, len(units) - done) as progress:
+        run.log(f"{done}/{len(units)} {label} already done; running {len(units) - done}")
+        return run_units(units, progress=progress, show_epochs=run.log.verbose, **run.options)
 
 
 def retrain_decoder(ae, X, **kwargs):

@@ -7,15 +7,27 @@ runner skips units whose record exists, dispatches the others through joblib
 it to a progress callback. A unit's record (``<folder>/<name>.json``) is
 written last and marks it done, so killing a run loses only the units in
 flight.
+
+Warnings a unit raises (such as scikit-learn's ``ConvergenceWarning`` from
+a head search) are counted in its worker rather than printed, and land in
+its record as ``n_warnings`` and ``warning_categories``.
+
+All progress output of a run goes through :func:`progress_bar` (tqdm, on
+stderr): the runner's bar per stage and, when units run one at a time in
+this process, :class:`EpochProgress`'s bar over a unit's epochs.
 """
 
 import json
 import os
+import sys
+import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from skorch.callbacks import Callback
 
 from .._atomic import atomic_path
 
@@ -68,7 +80,7 @@ class Unit:
         return self.folder / f"{self.name}{suffix}"
 
 
-def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, progress=None):
+def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, progress=None, show_epochs=False):
     """Run the units that are not done yet and fill in every unit's record.
 
     Parameters
@@ -84,6 +96,10 @@ def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, progress=No
     progress : callable, default=None
         Called as ``progress(unit, n_done, n_todo)`` after each unit is saved;
         an exception it raises stops the run (finished units stay saved).
+    show_epochs : bool, default=False
+        Let each unit show a progress bar over its epochs
+        (:class:`EpochProgress`). Only honoured when the units run one at a
+        time in this process, so that parallel workers' bars never mix.
 
     Returns
     -------
@@ -96,16 +112,24 @@ def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, progress=No
             unit.record = read_json(unit.record_path)
         else:
             todo.append(unit)
-    for n_done, (unit, result) in enumerate(_dispatch(todo, n_jobs, backend, backend_kwargs), start=1):
+    in_process = backend is None and n_jobs in (None, 1)
+    labels = [unit_label(unit) if show_epochs and in_process else None for unit in todo]
+    for n_done, (unit, result, caught) in enumerate(_dispatch(todo, n_jobs, backend, backend_kwargs, labels),
+                                                    start=1):
         unit.result = result
-        unit.record = write_json(unit.record_path, unit.save(unit, result))
+        unit.record = write_json(unit.record_path, {**unit.save(unit, result), **caught})
         if progress is not None:
             progress(unit, n_done, len(todo))
     return units
 
 
-def _dispatch(units, n_jobs, backend, backend_kwargs):
-    """Yield ``(unit, result)`` as each unit finishes (not when all have)."""
+def unit_label(unit):
+    """How progress output names a unit, e.g. ``"ae P. AE z=16"``."""
+    return f"{unit.stage} {unit.info.get('variant', '')} z={unit.info.get('z', '?')}"
+
+
+def _dispatch(units, n_jobs, backend, backend_kwargs, labels):
+    """Yield ``(unit, result, warnings record)`` as each unit finishes (not when all have)."""
     if not units:
         return
     from joblib import Parallel, delayed, parallel_config
@@ -117,14 +141,123 @@ def _dispatch(units, n_jobs, backend, backend_kwargs):
         options["backend"] = backend
     with parallel_config(**options):
         results = Parallel(return_as="generator_unordered")(
-            delayed(_tagged)(i, unit.compute, unit.inputs()) for i, unit in enumerate(units)
+            delayed(_run_one)(i, unit.compute, unit.inputs(), labels[i]) for i, unit in enumerate(units)
         )
-        for i, result in results:
-            yield units[i], result
+        for i, result, caught in results:
+            yield units[i], result, caught
 
 
-def _tagged(i, function, args):
-    return i, function(*args)
+def _run_one(i, function, args, label):
+    """Worker: run one unit's compute function, counting the warnings it raises."""
+    global _epoch_label
+    _epoch_label = label
+    try:
+        # Recorded instead of printed: a head search alone can raise dozens
+        # of ConvergenceWarnings. "always" counts every occurrence.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = function(*args)
+    finally:
+        _epoch_label = None
+    return i, result, warning_record(caught)
+
+
+def warning_record(caught):
+    """The record fields of a unit's warnings: ``n_warnings`` and ``warning_categories``.
+
+    Parameters
+    ----------
+    caught : list of warnings.WarningMessage
+
+    Returns
+    -------
+    fields : dict
+        ``n_warnings`` (int) and ``warning_categories``, a JSON object of
+        the count by category name (``"{}"`` when none).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("a"); warnings.warn("b", FutureWarning)
+    >>> warning_record(caught)
+    {'n_warnings': 2, 'warning_categories': '{"FutureWarning": 1, "UserWarning": 1}'}
+    """
+    counts = Counter(w.category.__name__ for w in caught)
+    return {"n_warnings": len(caught), "warning_categories": json.dumps(dict(sorted(counts.items())))}
+
+
+def warning_summary(records):
+    """One line summing the warnings of unit records, e.g. ``"42 warnings in 6 units (ConvergenceWarning: 42)"``."""
+    total, counts, n_units = 0, Counter(), 0
+    for record in records:
+        n = record.get("n_warnings") or 0
+        total += n
+        n_units += n > 0
+        counts.update(json.loads(record.get("warning_categories") or "{}"))
+    if not total:
+        return "no warnings"
+    kinds = ", ".join(f"{name}: {n}" for name, n in counts.most_common())
+    return (f"{total} warning{'s' * (total != 1)} in {n_units} unit{'s' * (n_units != 1)} ({kinds}); "
+            "per unit in results.csv (n_warnings, warning_categories)")
+
+
+# --------------------------------------------------------------- progress
+
+#: The label of the unit running in this process while it may show its
+#: epochs (set by the runner's worker wrapper), else None.
+_epoch_label = None
+
+
+def progress_bar(total=None, desc=None, unit="it", enabled=True, leave=True):
+    """A tqdm progress bar on stderr: the one progress mechanism of a run.
+
+    Parameters
+    ----------
+    total : int or None, default=None
+    desc : str, default=None
+    unit : str, default="it"
+    enabled : bool, default=True
+        False returns a silent bar (``verbose=0``).
+    leave : bool, default=True
+        Keep the finished bar on screen.
+
+    Returns
+    -------
+    bar : tqdm.tqdm
+        Print lines beside it with ``bar.write(line)``.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=leave, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+class EpochProgress(Callback):
+    """skorch callback: a progress bar over the epochs of the unit running in this process.
+
+    Silent unless the runner lets the current unit show its epochs (units
+    run one at a time, ``verbose`` on), so a saved model that keeps this
+    callback stays silent when it is loaded and trained again elsewhere.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.bar_ = progress_bar(desc=_epoch_label, unit="epoch", enabled=_epoch_label is not None, leave=False)
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        self.bar_.set_postfix({k: f"{row[k]:.4g}" for k in ("train_loss", "valid_loss") if k in row}, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()
+
+    def __getstate__(self):
+        # A tqdm bar holds a stream: it is not saved with the model.
+        state = dict(self.__dict__)
+        state.pop("bar_", None)
+        return state
 
 
 def write_json(path, obj):
@@ -150,6 +283,15 @@ def jsonable(obj):
 
 def read_json(path):
     return json.loads(Path(path).read_text())
+
+
+class RunDirectoryBusy(RuntimeError, OSError):
+    """Another live process holds the run directory.
+
+    A RuntimeError for existing callers, and an OSError (a resource that is
+    busy) so that the command line reports it as one line, like a missing
+    file.
+    """
 
 
 class RunLock:
@@ -183,7 +325,7 @@ class RunLock:
                 except FileExistsError:
                     holder = _lock_holder(self.path)
                     if holder is not None and _alive(holder):
-                        raise RuntimeError(
+                        raise RunDirectoryBusy(
                             f"Another run (PID {holder}) is using {self.folder}; wait for it to finish or pass "
                             f"another --out. If no such process exists, delete {self.path}."
                         ) from None
