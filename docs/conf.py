@@ -162,8 +162,7 @@ RESULT_FIGURES = (
     ("learning_curve.png", "Learning curve",
      "The heads' test error against the number of images the autoencoder has seen (log scales): look at "
      "where the perceptual (red) curves sit against the pixel (blue) ones, the predict-the-mean line and the "
-     "paper's errors, and whether the curves are still falling at the right edge, where more training "
-     "would still help."),
+     "paper's errors, and whether the curves still fall at the right edge (then more training would help)."),
 )
 
 
