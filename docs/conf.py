@@ -157,8 +157,8 @@ RESULT_FIGURES = (
      "encoder's embedding."),
     ("embeddings.png", "Embeddings",
      "Each panel is a 2-D PCA of one variant's test embeddings, coloured by the lander's x position: look for "
-     "smooth colour gradients along the point clouds, a sign that the embedding varies with the position the "
-     "heads must read out."),
+     "colours that change smoothly along the point clouds, a sign that the embedding follows the position the "
+     "heads read out; two components show only part of the embedding, so the tables' errors are the test."),
     ("learning_curve.png", "Learning curve",
      "The heads' test error against the number of images the autoencoder has seen (log scales): look at "
      "where the perceptual (red) curves sit against the pixel (blue) ones, the predict-the-mean line and the "
