@@ -1,9 +1,10 @@
 """Sphinx configuration of the skperceptual documentation.
 
-Build with ``make -C docs html`` (warnings are errors). The gallery in
-``../examples`` is rendered without running it unless
-``SKPERCEPTUAL_DOCS_RUN_GALLERY=1`` is set; ``tests/test_examples.py`` runs
-every example in CI either way.
+Build with ``make -C docs html`` (warnings are errors). The build executes
+the gallery in ``../examples`` and stops at the first example that fails or
+draws no figure, so it is the examples' test (CI's docs step; the test suite
+does not run them again). ``SKPERCEPTUAL_DOCS_RUN_GALLERY=0`` gives a quick
+build whose gallery pages show code only.
 """
 
 import os
@@ -57,7 +58,10 @@ numpydoc_xref_param_type = False
 intersphinx_mapping = {}
 
 # -- Gallery ---------------------------------------------------------------
-RUN_GALLERY = os.environ.get("SKPERCEPTUAL_DOCS_RUN_GALLERY", "0") == "1"
+# Executed by default: the pages show the examples' figures and output. The
+# examples take seconds each; they resolve perceptual_weights="imagenet" like
+# any user code (``.ci/run`` registers the offline weights first).
+RUN_GALLERY = os.environ.get("SKPERCEPTUAL_DOCS_RUN_GALLERY", "1") != "0"
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
@@ -73,6 +77,29 @@ sphinx_gallery_conf = {
     "reset_modules": ("matplotlib",),
     "min_reported_time": 1,
 }
+
+
+def missing_gallery_figures(docs=DOCS):
+    """Names of the examples whose executed gallery page has no figure."""
+    images = docs / sphinx_gallery_conf["gallery_dirs"] / "images"
+    examples = sorted((docs / sphinx_gallery_conf["examples_dirs"]).glob("plot_*.py"))
+    return [p.name for p in examples if not (images / f"sphx_glr_{p.stem}_001.png").is_file()]
+
+
+def _check_gallery_figures(app, exception):
+    # A gallery page without a figure is a failed example here: the warning fails the -W build.
+    # (Imported here: the tests read this file without Sphinx installed.)
+    from sphinx.util import logging
+
+    if exception is None and RUN_GALLERY:
+        for name in missing_gallery_figures():
+            logging.getLogger(__name__).warning(f"gallery example {name} drew no figure")
+
+
+def setup(app):
+    app.connect("build-finished", _check_gallery_figures)
+
+
 # Reading the saved gallery pages without executing them otherwise warns.
 warnings.filterwarnings("ignore", category=UserWarning,
                         message="Matplotlib is currently using agg")
@@ -119,15 +146,52 @@ else:
     )
 _write(_GENERATED / "benchmarks_include.md", _text)
 
-_tables = ROOT / "experiments" / "results" / "lunarlander-cpu" / "tables.md"
+_RESULTS = ROOT / "experiments" / "results" / "lunarlander-cpu"
+
+#: The recorded figures of the Results page: (file, title, what to look for).
+RESULT_FIGURES = (
+    ("figure6.png", "Reconstructions (the paper's Figure 6)",
+     "Look at the magnified crops around the true lander position (red): a reconstruction that keeps the "
+     "small lander shows it there, and the crop L1 under each frame says how much of it survived, whatever "
+     "the L1 of the whole frame; the retrained rows show what a plain pixel decoder recovers from each "
+     "encoder's embedding."),
+    ("embeddings.png", "Embeddings",
+     "Each panel is a 2-D PCA of one variant's test embeddings, coloured by the lander's x position: look for "
+     "colours that change smoothly along the point clouds, a sign that the embedding follows the position the "
+     "heads read out; two components show only part of the embedding, so the tables' errors are the test."),
+    ("learning_curve.png", "Learning curve",
+     "The heads' test error against the number of images the autoencoder has seen (log scales): look at "
+     "where the perceptual (red) curves sit against the pixel (blue) ones, the predict-the-mean line and the "
+     "paper's errors, and whether the curves still fall at the right edge (then more training would help)."),
+)
+
+
+def results_figures(folder, docs=DOCS):
+    """MyST figures of the recorded PNGs in ``folder``, and a note naming any not recorded yet."""
+    folder = Path(folder)
+    parts, missing = ["## Figures\n"], []
+    for name, title, caption in RESULT_FIGURES:
+        path = folder / name
+        if not path.is_file():
+            missing.append(f"`{name}`")
+            continue
+        # "/" makes Sphinx read the path from the source folder, whichever page includes this text.
+        source = "/" + Path(os.path.relpath(path.resolve(), docs.resolve())).as_posix()
+        parts.append(f"### {title}\n\n```{{figure}} {source}\n:alt: {title}\n:width: 100%\n\n{caption}\n```\n")
+    if missing:
+        parts.append(f"```{{note}}\nNot recorded yet: {', '.join(missing)}.\n```\n")
+    return "\n".join(parts) + "\n"
+
+
+_tables = _RESULTS / "tables.md"
 _intro = (
-    "# Results\n\nThe tables of the latest recorded experiment, "
-    "`skperceptual experiment --dataset lunarlander --profile cpu`, next to the paper's numbers "
-    "(from `experiments/results/lunarlander-cpu/tables.md`). "
+    "# Results\n\nThe figures and tables of the latest recorded experiment, "
+    "`skperceptual experiment --dataset lunarlander --profile cpu`, the tables next to the paper's numbers "
+    "(from `experiments/results/lunarlander-cpu/`). "
     "{doc}`user_guide/reproducing` explains how to produce your own.\n\n"
 )
 if _tables.is_file():
-    _text = _intro + _demote(_tables.read_text())
+    _text = _intro + results_figures(_RESULTS) + _demote(_tables.read_text())
 else:
     _text = _intro + (
         "```{note}\nNo recorded results yet: `experiments/results/lunarlander-cpu/tables.md` "
