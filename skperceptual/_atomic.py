@@ -77,7 +77,8 @@ def atomic_path(path):
             tmp.unlink(missing_ok=True)
 
 
-def _process_alive(pid):
+def process_alive(pid):
+    """Whether process ``pid`` exists on this host (also when another user owns it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -112,7 +113,7 @@ def is_stale_temp(path):
     if match["host"] != _HOST:
         return False
     pid = int(match["pid"])
-    return pid != os.getpid() and not _process_alive(pid)
+    return pid != os.getpid() and not process_alive(pid)
 
 
 def sweep_stale_temps(folder, *, recursive=True):

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 from skorch.callbacks import Callback
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, process_alive
 
 
 @dataclass
@@ -351,12 +351,4 @@ def _lock_holder(path):
 
 
 def _alive(pid):
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or process_alive(pid)
