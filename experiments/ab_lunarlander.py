@@ -35,16 +35,20 @@ def main(argv=None):
     p.add_argument("--precision", default="bf16")
     p.add_argument("--variant", default="P. AE", choices=list(VARIANTS))
     p.add_argument("--z", type=int, default=64)
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="hold out this fraction of the AE frames for early stopping (default: none)")
+    p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
     a = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     config = load_profile("cpu", data__n_autoencoder=a.n_ae, data__n_predictor=a.n_pred, data__n_test=a.n_test)
     data = prepare_data(load_lunarlander(n_rollouts=a.rollouts, n_steps=150, n_jobs=2), config)
     loss, variational = VARIANTS[a.variant]
     ae = PerceptualAETransformer(z_dim=a.z, loss=loss, variational=variational, max_epochs=a.epochs,
-                                 batch_size=a.batch, lr=a.lr, precision=a.precision, validation_fraction=None,
+                                 batch_size=a.batch, lr=a.lr, precision=a.precision,
+                                 validation_fraction=a.validation_fraction, patience=a.patience,
                                  device="cpu", random_state=0).fit(data.autoencoder.X)
     Z_pred, Z_test = ae.transform(data.predictor.X), ae.transform(data.test.X)
-    out = dict(vars(a), fit_time=round(ae.fit_time_, 1))
+    out = dict(vars(a), fit_time=round(ae.fit_time_, 1), n_epochs=ae.n_epochs_)
     for kind in ("linear", "mlp"):
         row, _ = search_head(Z_pred, data.predictor.y, Z_test, data.test.y, "positioning", kind, config,
                              groups=data.predictor.rollout, test_groups=data.test.rollout)

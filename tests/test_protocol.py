@@ -134,7 +134,26 @@ def test_search_head_refits_on_whole_predictor_set():
     row, search = search_head(Z, y, Z[:10], y[:10], "positioning", "linear")
     assert search.best_estimator_.named_steps["scale"].n_samples_seen_ == 50
     assert row["val_metric"] == pytest.approx(-row["val_score"]) and row["test_metric"] < 1.0
-    assert row["n_candidates"] == 9
+    assert row["n_candidates"] == 11
+
+
+def test_selected_ridge_is_no_worse_than_the_mean_on_uninformative_embeddings():
+    # Embeddings that encode each rollout (like terrain) but nothing about
+    # the positions: the best Ridge is the intercept alone, which the grid's
+    # largest alpha must reach (alpha = 1e6 still left 0.007 px above the
+    # mean on this data, as in the cpu run's pixel-AE heads).
+    rng = np.random.default_rng(0)
+    n_rollouts, n_steps, dim = 30, 100, 32
+    groups = np.repeat(np.arange(n_rollouts), n_steps)
+    y = (rng.normal(32, 8, (n_rollouts, 1, 2)) + rng.normal(0, 8, (n_rollouts, n_steps, 2))).reshape(-1, 2)
+    Z = (rng.normal(size=(n_rollouts, 1, dim)) + 0.5 * rng.normal(size=(n_rollouts, n_steps, dim))).reshape(-1, dim)
+    (train, valid), = head_split(len(y), 0.2, random_state=0, groups=groups)
+    baseline = mean_position_baseline(y[train], y[valid])
+    row, _ = search_head(Z, y, Z, y, "positioning", "linear", groups=groups)
+    assert row["val_metric"] <= baseline + 1e-3
+    capped = {"heads": {"alphas": [0.01, 1.0, 100.0, 1e4, 1e6]}}
+    row_capped, _ = search_head(Z, y, Z, y, "positioning", "linear", capped, groups=groups)
+    assert row_capped["val_metric"] > baseline + 3e-3
 
 
 def test_selected_mlp_is_no_worse_than_the_mean_on_collapsed_vae_embeddings():
