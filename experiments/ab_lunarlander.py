@@ -38,6 +38,7 @@ def main(argv=None):
     p.add_argument("--validation-fraction", type=float, default=None,
                    help="hold out this fraction of the AE frames for early stopping (default: none)")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    p.add_argument("--seed", type=int, default=0, help="the AE's random_state (the data subsets stay fixed)")
     a = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     config = load_profile("cpu", data__n_autoencoder=a.n_ae, data__n_predictor=a.n_pred, data__n_test=a.n_test)
@@ -46,7 +47,7 @@ def main(argv=None):
     ae = PerceptualAETransformer(z_dim=a.z, loss=loss, variational=variational, max_epochs=a.epochs,
                                  batch_size=a.batch, lr=a.lr, precision=a.precision,
                                  validation_fraction=a.validation_fraction, patience=a.patience,
-                                 device="cpu", random_state=0).fit(data.autoencoder.X)
+                                 device="cpu", random_state=a.seed).fit(data.autoencoder.X)
     Z_pred, Z_test = ae.transform(data.predictor.X), ae.transform(data.test.X)
     out = dict(vars(a), fit_time=round(ae.fit_time_, 1), n_epochs=ae.n_epochs_)
     for kind in ("linear", "mlp"):

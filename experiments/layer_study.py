@@ -2,7 +2,7 @@
 
 Runs the evaluation protocol (``skperceptual.protocol``) with the real
 ImageNet AlexNet weights for six settings, each a P. AE or F. AE at one
-embedding size (``layer_study.toml``: z = 32, the cpu profile's data):
+embedding size (``layer_study.toml``: z = 64, the cpu profile's data):
 
 * the P. AE with AlexNet cut at each of the four layers the follow-up study
   used: ``relu1`` (cut 2), ``relu2`` (cut 5, the 2020 paper's), ``relu3``
@@ -63,7 +63,7 @@ def slug(label):
     return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
 
 
-def run(out, seeds, overrides):
+def run(out, seeds, overrides, n_jobs=None):
     """Run (or resume) every setting's protocol for every seed."""
     from skperceptual.protocol import load_profile, run_protocol
 
@@ -71,7 +71,8 @@ def run(out, seeds, overrides):
         for seed in seeds:
             extra = {f"ae__{k}": v for k, v in params.items()}
             config = load_profile(PROFILE, **{"random_state": seed, "ae__variants": [variant], **extra, **overrides})
-            run_protocol(config=config, out_dir=Path(out) / f"{slug(label)}-seed{seed}", report=False)
+            run_protocol(config=config, out_dir=Path(out) / f"{slug(label)}-seed{seed}", n_jobs=n_jobs,
+                         report=False)
 
 
 def _interval(values):
@@ -175,7 +176,7 @@ def write(table, results_dir):
 
     results_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(results_dir / "layer_study.csv", index=False)
-    lines = ["# Layer study: LunarLander, z = 32, AlexNet (ImageNet weights)", "",
+    lines = ["# Layer study: LunarLander, z = 64, AlexNet (ImageNet weights)", "",
              "Test error of the position heads in pixels [95% CI], and the AE's training time.", "",
              "| setting | head | test error (px) | AE fit (s) | s / epoch |", "|---|---|---|---|---|"]
     for _, r in table.iterrows():
@@ -209,6 +210,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/layer-study", help="folder of the protocol runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n-jobs", type=int, default=None, help="units run at a time (as for the CLI)")
     parser.add_argument("--results", default=str(RESULTS), help="where the table and figure go")
     parser.add_argument("--summarise-only", action="store_true", help="only collect finished runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -217,7 +219,7 @@ def main(argv=None):
     if not args.summarise_only:
         from skperceptual.protocol._config import parse_overrides
 
-        run(args.out, args.seeds, parse_overrides(args.set))
+        run(args.out, args.seeds, parse_overrides(args.set), args.n_jobs)
     table = collect(args.out, args.seeds)
     if table.empty:
         raise SystemExit(f"No finished runs under {args.out}; run without --summarise-only first.")

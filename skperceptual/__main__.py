@@ -125,9 +125,6 @@ def _cmd_experiment(args):
         raise ValueError(str(exc)) from exc
     if args.n_jobs is not None and args.n_jobs == 0:
         raise ValueError("--n-jobs 0 runs nothing: pass a positive number, -1 for all cores, or leave it out.")
-    if not args.scheduler:
-        # A remote cluster's workers may hold weights that this machine lacks.
-        _check_weights(config)
     backend, backend_kwargs, cleanup = _backend(args)
     try:
         results = run_protocol(None, config, args.out, n_jobs=args.n_jobs, backend=backend,
@@ -136,21 +133,6 @@ def _cmd_experiment(args):
         cleanup()
     print(f"{len(results)} result rows; see tables.md in the run directory")
     return 0
-
-
-def _check_weights(config):
-    """Load the perceptual network's weights once, so that a bad file fails before any data is made."""
-    from .loss_networks import resolve_layers
-    from .perceptual import load_perceptual_net
-    from .protocol._config import VARIANTS, ae_params
-
-    perceptual = [v for v in config["ae"]["variants"] if VARIANTS[v][0] != "pixel"]
-    if not perceptual:
-        return
-    params = ae_params(config, perceptual[0], config["ae"]["z_dims"][0])
-    if params["perceptual_weights"] is not None:
-        net = params["perceptual_net"]
-        load_perceptual_net(net, max(resolve_layers(net, params["perceptual_layer"])), params["perceptual_weights"])
 
 
 def _add_report_parser(subparsers):

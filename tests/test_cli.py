@@ -12,7 +12,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from skperceptual.__main__ import main
-from skperceptual.protocol import _runner
+from skperceptual.protocol import _runner, load_profile, run_protocol
 from skperceptual.protocol._runner import _Progress, write_results
 from skperceptual.protocol._units import EpochProgress, Unit, run_units, warning_summary
 
@@ -64,6 +64,13 @@ def test_bad_weights_fail_before_any_data(tmp_path, capsys, no_data):
     assert main(_experiment("--set", "ae.perceptual_weights=/nonexistent.pth", out=tmp_path / "run")) == 2
     line = _one_error_line(capsys)
     assert "/nonexistent.pth" in line and "does not exist" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_python_api_checks_weights_before_any_data(tmp_path, no_data):
+    config = load_profile("smoke", ae__perceptual_weights="/nonexistent.pth")
+    with pytest.raises(FileNotFoundError, match="/nonexistent.pth"):
+        run_protocol(config=config, out_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 

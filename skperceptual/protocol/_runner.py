@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._atomic import atomic_path
-from ._config import VARIANTS, load_profile, run_key, validate_config
+from ._config import VARIANTS, ae_params, load_profile, run_key, validate_config
 from ._heads import head_split
 from ._metrics import mean_position_baseline, metric_ci
 from ._registry import DATASETS, HEADS, TASK_METRICS
@@ -145,6 +145,20 @@ def _check_run_options(n_jobs, config, bunch):
                          "or pass a Bunch to run_protocol.")
 
 
+def _check_weights(config):
+    """Load the perceptual network's weights once, so that a bad file fails before any data is made."""
+    from ..loss_networks import resolve_layers
+    from ..perceptual import load_perceptual_net
+
+    perceptual = [v for v in config["ae"]["variants"] if VARIANTS[v][0] != "pixel"]
+    if not perceptual:
+        return
+    params = ae_params(config, perceptual[0], config["ae"]["z_dims"][0])
+    if params["perceptual_weights"] is not None:
+        net = params["perceptual_net"]
+        load_perceptual_net(net, max(resolve_layers(net, params["perceptual_layer"])), params["perceptual_weights"])
+
+
 def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=None,
                  backend_kwargs=None, verbose=1, on_unit_done=None, report=True):
     """Run the paper's evaluation on one dataset and write its outputs.
@@ -194,6 +208,10 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     config = load_profile(config) if not isinstance(config, dict) or "ae" not in config else config
     validate_config(config)
     _check_run_options(n_jobs, config, bunch)
+    if backend is None:
+        # Local units load the weights this machine resolves; a cluster's
+        # workers may hold weights that this machine lacks.
+        _check_weights(config)
     log = _Progress(verbose, on_unit_done)
     if out_dir is None:
         dataset = bunch.get("name", config["dataset"]) if bunch is not None else config["dataset"]
