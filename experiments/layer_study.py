@@ -19,19 +19,20 @@ confidence intervals, AE training time, and a note reading them against the
 follow-ups' claims) and ``layer_study.png``.
 
 Command (needs the ImageNet AlexNet weights, see ``skperceptual weights``;
-about 25 CPU-minutes per setting and seed on an idle 2-core machine, so
-six to eight hours for the default three seeds; much less on a GPU with
-``--set ae.device=cuda``)::
+about 5 minutes per setting and seed on an idle 2-core machine with
+``--n-jobs 2``, so half an hour for one seed and 1.5 hours for the default
+three; much less on a GPU with ``--set ae.device=cuda``)::
 
-    python experiments/layer_study.py --out runs/layer-study
-    python experiments/layer_study.py --out runs/layer-study --summarise-only
+    python experiments/layer_study.py --out runs/layer-study --n-jobs 2 --seeds 0
+    python experiments/layer_study.py --out runs/layer-study --summarise-only --seeds 0
 
 Any profile value can be overridden as for ``skperceptual experiment``,
-e.g. ``--set ae.max_epochs=2`` (a quick check of the pipeline). The 95%
-confidence intervals are t-intervals of the per-seed test errors (the seed
-also draws the data subsets, so they include that variation); with a
-single seed, ``--seeds 0``, they are the protocol's bootstrap intervals
-over test frames.
+e.g. ``--set ae.max_epochs=2`` (a quick check of the pipeline). With
+several seeds, the 95% confidence intervals are t-intervals of the per-seed
+test errors (the seed also draws the data subsets, so they include that
+variation); with a single seed they are the protocol's bootstrap intervals
+over test rollouts, which leave out the AE seed's own variation (in the
+cpu profile's A/Bs, three AE seeds of the P. AE spread 1.57-1.93 px).
 """
 
 import argparse
