@@ -146,6 +146,11 @@ def verdict(table):
                      f"to {spread.max():.2f} px; the best layer is {best}. The follow-up study finds that the "
                      "layer matters at least as much as the architecture; compare this spread with the "
                      "paper's AE vs P. AE gap.")
+        base = table.loc[table["head"] == "mean-position", "test_error_px"]
+        at_mean = [s for s in layers if len(base) and mlp.loc[s, "ci_low"] <= base.iloc[0] <= mlp.loc[s, "ci_high"]]
+        if at_mean:
+            lines.append(f"- At the mean: {', '.join(at_mean)}: heads no better than predicting the mean "
+                         f"position ({base.iloc[0]:.2f} px, inside their intervals), like the pixel-loss AE.")
     if FP_LABEL in mlp.index and PAPER_LABEL in mlp.index:
         fp, pae = mlp.loc[FP_LABEL], mlp.loc[PAPER_LABEL]
         faster = fp["ae_time_per_epoch_s"] / pae["ae_time_per_epoch_s"]
@@ -195,13 +200,19 @@ def write(table, results_dir):
         err = [rows["test_error_px"] - rows["ci_low"], rows["ci_high"] - rows["test_error_px"]]
         ax_err.errorbar([i + offset for i in range(len(settings))], rows["test_error_px"], yerr=err, fmt="o",
                         capsize=3, label=f"{head} head")
+    baseline = table.loc[table["head"] == "mean-position", "test_error_px"]
+    if len(baseline):
+        ax_err.axhline(baseline.iloc[0], color="grey", linestyle=":",
+                       label=f"predict the mean ({baseline.iloc[0]:.2f})")
     ax_err.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
     ax_err.set_ylabel("test error (px, lower is better)")
-    ax_err.legend()
+    ax_err.set_title("head error on each setting's embedding (95% CI)")
+    ax_err.legend(loc="center right")
     times = table[table["head"] == "mlp"].set_index("setting").reindex(settings)["ae_time_per_epoch_s"]
     ax_time.bar(range(len(settings)), times)
     ax_time.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
     ax_time.set_ylabel("AE training time per epoch (s)")
+    ax_time.set_title("AE training time per epoch")
     fig.tight_layout()
     fig.savefig(results_dir / "layer_study.png", dpi=120)
     plt.close(fig)
