@@ -19,12 +19,12 @@ confidence intervals, AE training time, and a note reading them against the
 follow-ups' claims) and ``layer_study.png``.
 
 Command (needs the ImageNet AlexNet weights, see ``skperceptual weights``;
-about 5 minutes per setting and seed on an idle 2-core machine with
-``--n-jobs 2``, so half an hour for one seed and 1.5 hours for the default
-three; much less on a GPU with ``--set ae.device=cuda``)::
+about 3 minutes per setting and seed on an idle 2-core machine with
+``--n-jobs 2`` (16 min 43 s for the six settings of one seed), so under an
+hour for the default three seeds; much less on a GPU with ``--set ae.device=cuda``)::
 
-    python experiments/layer_study.py --out runs/layer-study --n-jobs 2 --seeds 0
-    python experiments/layer_study.py --out runs/layer-study --summarise-only --seeds 0
+    python experiments/layer_study.py --out runs/layer-study --n-jobs 2
+    python experiments/layer_study.py --out runs/layer-study --summarise-only
 
 Any profile value can be overridden as for ``skperceptual experiment``,
 e.g. ``--set ae.max_epochs=2`` (a quick check of the pipeline). With
