@@ -64,3 +64,15 @@ def test_one_seed_uses_the_protocols_bootstrap_interval(study, tmp_path):
     table = study.collect(tmp_path / "runs", [0])
     fp = table[(table["variant"] == "F. AE") & (table["head"] == "mlp")].iloc[0]
     assert (fp["ci_low"], fp["test_error_px"], fp["ci_high"]) == pytest.approx((3.5, 4.0, 4.5))
+
+
+def test_layers_at_the_mean_are_named(study, tmp_path):
+    fake_runs(study, tmp_path / "runs", [0, 1, 2], fp_error=4.0)
+    relu1 = tmp_path / "runs" / f"{study.slug(study.SETTINGS[0][0])}-seed{{}}" / "results.csv"
+    for seed in (0, 1, 2):  # the first layer's heads at the baseline's 21 px
+        rows = pd.read_csv(str(relu1).format(seed))
+        rows.loc[rows["variant"] == "P. AE", "test_metric"] = 21.0 + 0.1 * seed
+        rows.to_csv(str(relu1).format(seed), index=False)
+    lines = study.verdict(study.collect(tmp_path / "runs", [0, 1, 2]))
+    at_mean = [line for line in lines if line.startswith("- At the mean")]
+    assert len(at_mean) == 1 and study.SETTINGS[0][0] in at_mean[0] and study.SETTINGS[1][0] not in at_mean[0]
