@@ -207,7 +207,7 @@ def write(table, results_dir):
     ax_err.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
     ax_err.set_ylabel("test error (px, lower is better)")
     ax_err.set_title("head error on each setting's embedding (95% CI)")
-    ax_err.legend(loc="center right")
+    ax_err.legend(loc="center")
     times = table[table["head"] == "mlp"].set_index("setting").reindex(settings)["ae_time_per_epoch_s"]
     ax_time.bar(range(len(settings)), times)
     ax_time.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
