@@ -138,6 +138,15 @@ SQUASHES = ("sigmoid", "none", "unit")
 def network_spec(name):
     """Return the :class:`NetworkSpec` of ``name``; ValueError lists the valid names.
 
+    Parameters
+    ----------
+    name : str
+        A network of :data:`NETWORKS` or an alias of :data:`ALIASES`.
+
+    Returns
+    -------
+    spec : NetworkSpec
+
     Examples
     --------
     >>> network_spec("alexnet").names[4]
@@ -152,6 +161,14 @@ def network_spec(name):
 def canonical_name(name):
     """The torchvision name of network ``name`` (resolving :data:`ALIASES`).
 
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    name : str
+
     Examples
     --------
     >>> canonical_name("resnext50")
@@ -164,6 +181,15 @@ def canonical_name(name):
 def layer_names(name):
     """Names of the layers of network ``name``; the i-th is cut ``i + 1``.
 
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    names : tuple of str
+        In forward order.
+
     Examples
     --------
     >>> layer_names("vgg16")[:4]
@@ -174,6 +200,14 @@ def layer_names(name):
 
 def studied_layers(name):
     """Names of the four layers the follow-up study cut ``name`` at (empty if not recorded).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    names : tuple of str
 
     Examples
     --------
@@ -277,6 +311,17 @@ def meta_feature_stack(name, cut):
     Module keys are those of the full model's state_dict less
     :func:`state_dict_prefix`, so that weights can be checked against the
     stack's state_dict before anything is allocated.
+
+    Parameters
+    ----------
+    name : str
+    cut : int
+        From :func:`resolve_layers`.
+
+    Returns
+    -------
+    stack : torch.nn.Sequential
+        On the meta device.
     """
     import torchvision
 
@@ -291,7 +336,22 @@ def meta_feature_stack(name, cut):
 
 
 def state_dict_prefix(name):
-    """Prefix of the kept layers' keys in the full model's state_dict (``"features."`` or ``""``)."""
+    """Prefix of the kept layers' keys in the full model's state_dict.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    prefix : str
+        ``"features."`` or ``""``.
+
+    Examples
+    --------
+    >>> state_dict_prefix("alexnet"), state_dict_prefix("resnet18")
+    ('features.', '')
+    """
     container = network_spec(name).container
     return f"{container}." if container else ""
 
@@ -332,6 +392,19 @@ def feature_shapes(name, cuts, image_size):
 
     Computed on the meta device, so it costs no memory and no arithmetic.
 
+    Parameters
+    ----------
+    name : str
+    cuts : sequence of int
+        From :func:`resolve_layers`.
+    image_size : tuple of int
+        ``(H, W)``.
+
+    Returns
+    -------
+    shapes : list of tuple of int
+        One ``(C, h, w)`` per cut, in the order of ``cuts``.
+
     Raises
     ------
     ValueError
@@ -365,6 +438,17 @@ def squash(features, kind):
     ``"none"`` (the follow-ups) keeps raw features; ``"unit"`` divides each
     location's channel vector by its Euclidean norm, as LPIPS does, so that
     every location weighs the same whatever its activation strength.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        ``(n, C, h, w)``.
+    kind : {"sigmoid", "none", "unit"}
+
+    Returns
+    -------
+    squashed : torch.Tensor
+        A new tensor (``features`` itself for ``"none"``).
 
     Examples
     --------

@@ -27,6 +27,7 @@ from .loss_networks import (
 #: The loss networks, with named layers: see :mod:`skperceptual.loss_networks`.
 PERCEPTUAL_NETS = LOSS_NETWORKS
 
+
 def n_layers(name):
     """Return how many modules the feature stack of network ``name`` has.
 
