@@ -8,6 +8,7 @@ import torch
 from skorch import NeuralNet
 from skorch.utils import TeeGenerator
 
+from ._allocator import retain_freed_memory
 from ._data import ImageDataset, to_unit_float
 
 
@@ -169,6 +170,12 @@ class AutoencoderNet(NeuralNet):
         # Report and backpropagate a float32 loss whatever autocast chose.
         return loss.float()
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # Each step frees and re-allocates tens of 25-60 MB activations;
+        # see skperceptual._allocator for why glibc should keep them.
+        with retain_freed_memory():
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+
     def train_step_single(self, batch, **fit_params):
         return _slim(super().train_step_single(batch, **fit_params))
 
@@ -194,7 +201,7 @@ class AutoencoderNet(NeuralNet):
 
     def _batches(self, dataset):
         self._set_training(False)
-        with torch.no_grad():
+        with torch.no_grad(), retain_freed_memory():
             for x, _ in self.get_iterator(dataset, training=False):
                 yield self._to_device_float(x)
 

@@ -1,0 +1,77 @@
+"""retain_freed_memory: glibc reuses freed blocks while a fit or transform runs."""
+
+import ctypes
+
+import pytest
+import skorch
+import torch
+
+from skperceptual import PerceptualAETransformer, _allocator
+from skperceptual._allocator import retain_freed_memory
+from skperceptual._net import as_dataset
+
+pytestmark = pytest.mark.skipif(_allocator._glibc() is None, reason="a glibc-only setting")
+
+#: Above glibc's largest mmap threshold (32 MB): its own mmap by default.
+_NBYTES = 64 * 2**20
+
+
+@pytest.fixture(autouse=True)
+def _enabled(monkeypatch):
+    monkeypatch.delenv("SKPERCEPTUAL_RETAIN_FREED_MEMORY", raising=False)
+
+
+def _from_heap():
+    """Whether glibc serves a fresh large block from its heap (below the program break).
+
+    A block from the heap outlives ``free`` for the next request; a block of
+    its own ``mmap`` is unmapped on ``free``, so the next one page-faults
+    and is zeroed anew.
+    """
+    block = torch.empty(_NBYTES, dtype=torch.uint8)
+    sbrk = _allocator._glibc().sbrk
+    sbrk.restype, sbrk.argtypes = ctypes.c_void_p, [ctypes.c_long]
+    return block.data_ptr() < sbrk(0)
+
+
+def test_large_blocks_come_from_the_heap_only_while_active():
+    assert not _from_heap()
+    with retain_freed_memory():
+        assert _from_heap()
+    assert not _from_heap()
+
+
+def test_nested_uses_restore_on_the_last_exit():
+    with retain_freed_memory():
+        with retain_freed_memory():
+            pass
+        assert _allocator._active == 1
+        assert _from_heap()
+    assert _allocator._active == 0
+    assert not _from_heap()
+
+
+def test_environment_variable_turns_it_off(monkeypatch):
+    monkeypatch.setenv("SKPERCEPTUAL_RETAIN_FREED_MEMORY", "0")
+    with retain_freed_memory():
+        assert _allocator._active == 0
+        assert not _from_heap()
+
+
+def test_fit_and_transform_run_with_it_and_restore(images):
+    seen = []
+
+    class Record(skorch.callbacks.Callback):
+        def on_batch_end(self, net, **kwargs):
+            seen.append(_allocator._active)
+
+    ae = PerceptualAETransformer(z_dim=4, max_epochs=1, batch_size=8, loss="pixel",
+                                 validation_fraction=None, callbacks=[Record()],
+                                 device="cpu", random_state=0).fit(images)
+    assert seen and set(seen) == {1}
+    assert _allocator._active == 0
+    batches = ae.net_._batches(as_dataset(images))
+    next(batches)
+    assert _allocator._active == 1
+    batches.close()
+    assert _allocator._active == 0
