@@ -6,7 +6,7 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._model import ConvAutoencoder, _seed_deconv
+from skperceptual._model import ConvAutoencoder, _cpu_bf16_as_fp32, _seed_deconv
 
 
 def _ae(**params):
@@ -23,6 +23,17 @@ def test_seed_deconv_matches_conv_transpose(size):
     h = torch.randn(3, *ae._seed_shape)
     expected = ae.decoder[0](h)
     torch.testing.assert_close(_seed_deconv(ae.decoder[0], h), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_slow_bf16_deconv_runs_in_float32_under_cpu_autocast():
+    deconv = ConvAutoencoder(z_dim=4, image_size=(64, 64)).decoder[3]
+    h = torch.randn(2, 128, 5, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert deconv(h).dtype == torch.bfloat16
+        out = _cpu_bf16_as_fp32(deconv, h.bfloat16())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, deconv(h.bfloat16().float()))
+    assert torch.equal(_cpu_bf16_as_fp32(deconv, h), deconv(h))
 
 
 def test_bf16_precision_trains_with_finite_loss(images, alexnet_weights):
