@@ -2,16 +2,17 @@
 
 glibc's ``malloc`` serves every request above its mmap threshold (at most
 32 MB) with a fresh ``mmap`` and gives it back with ``munmap`` when it is
-freed. A training step at batch 512 frees and re-allocates dozens of
-activation tensors of 25-60 MB, so every step maps, page-faults and zeroes
-them anew: about 500,000 page faults and 13% of the CPU time of a 4-step
-perceptual fit on 64x64 images, measured in ``benchmarks/``. PyTorch has no
+freed. A training step at batch 512 frees and re-allocates more than ten
+activations and gradients of 25-60 MB, so every step maps, page-faults and
+zeroes them anew: about 200,000 page faults per perceptual step on 64x64
+images, and a fit 1.25x slower (measured in ``benchmarks/``). PyTorch has no
 caching allocator for CPU memory. While :func:`retain_freed_memory` is
 active, glibc keeps large blocks on its heap instead (no ``mmap``, no
-trimming), so they are reused from one step to the next; on exit the
-defaults come back and the free memory is returned to the system with
+trimming), so they are reused from one step to the next; on exit mmap is
+allowed again and the free memory is returned to the system with
 ``malloc_trim``. Like ``threadpoolctl``, the setting is process-wide but
-scoped: it lasts while at least one fit or transform runs.
+scoped: it lasts while at least one fit or transform runs. The price is a
+higher peak: blocks on the heap fragment, 0.17 GB more at batch 512.
 
 Elsewhere than glibc (macOS, Windows, musl) it does nothing. Set the
 environment variable ``SKPERCEPTUAL_RETAIN_FREED_MEMORY=0`` to turn it off.
@@ -23,9 +24,15 @@ import os
 import sys
 import threading
 
-# mallopt(3) parameters and glibc's defaults for them.
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+# mallopt(3) parameters.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+# What is restored. Any mallopt call ends glibc's dynamic thresholds for
+# the process; these are where that rule settles once a block of 32 MB or
+# more has been freed (any training step at batch 512 frees several): mmap
+# above the largest threshold glibc allows, trim at twice that.
+_SETTLED_MMAP_THRESHOLD = 32 * 2**20
+_SETTLED_TRIM_THRESHOLD = 2 * _SETTLED_MMAP_THRESHOLD
+_DEFAULT_MMAP_MAX = 65536
 # mallopt takes an int: trim only once 2 GB lie free at the heap's top.
 _RARELY_TRIM = 2**31 - 1
 
@@ -87,5 +94,6 @@ def retain_freed_memory():
             _active -= 1
             if _active == 0:
                 libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                libc.mallopt(_M_MMAP_THRESHOLD, _SETTLED_MMAP_THRESHOLD)
+                libc.mallopt(_M_TRIM_THRESHOLD, _SETTLED_TRIM_THRESHOLD)
                 libc.malloc_trim(0)
