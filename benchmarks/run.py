@@ -90,9 +90,11 @@ def count_macs(module, x):
     handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
     with torch.no_grad():
         if isinstance(module, ConvAutoencoder):
-            # Count the plain module graph (decode() computes the first deconv
-            # as a matmul with the same multiply-adds, outside any hook).
-            mu, _ = module.encode(x)
+            # Count the plain module graph: encode() and decode() call the
+            # same layers' weights functionally (the first deconv as a
+            # matmul, the convolutions with their bias apart), outside hooks.
+            h = module.encoder(x)
+            mu, _ = module.fc_mu(h), module.fc_logvar(h)
             module.decoder(module.decoder_input(mu).view(-1, *module._seed_shape))
         else:
             module(x)
@@ -130,13 +132,18 @@ def fit_bare(X, batch, channels_last=True):
     model = model.to(memory_format=fmt).train()
     opt = torch.optim.Adam(model.parameters(), 1e-3, fused=True)  # as the library
     data = torch.from_numpy(X)
+    with retain_freed_memory():  # as fit() does
+        _bare_epoch(model, opt, data, batch, fmt)
+    return len(X) / (time.perf_counter() - start)
+
+
+def _bare_epoch(model, opt, data, batch, fmt):
     for idx in torch.randperm(len(data)).split(batch):
         x = data[idx].float().div_(255).contiguous(memory_format=fmt)
         opt.zero_grad(set_to_none=True)
         recon, _, _ = model(x)
         F.mse_loss(recon, x).backward()
         opt.step()
-    return len(X) / (time.perf_counter() - start)
 
 
 # --------------------------------------------------- reference re-creation

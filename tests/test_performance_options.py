@@ -6,7 +6,7 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._model import ConvAutoencoder, _cpu_bf16_as_fp32, _seed_deconv
+from skperceptual._model import ConvAutoencoder, _conv, _cpu_bf16_as_fp32, _seed_deconv
 
 
 def _ae(**params):
@@ -23,6 +23,21 @@ def test_seed_deconv_matches_conv_transpose(size):
     h = torch.randn(3, *ae._seed_shape)
     expected = ae.decoder[0](h)
     torch.testing.assert_close(_seed_deconv(ae.decoder[0], h), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [torch.nn.Conv2d(3, 5, 4, stride=2, padding=1),
+                                   torch.nn.ConvTranspose2d(4, 3, 6, stride=2)])
+def test_bias_apart_convolution_matches_the_module(layer):
+    # Forward, and all three gradients, as the module computes them.
+    x = torch.randn(6, layer.in_channels, 9, 9, requires_grad=True)
+    grad = torch.randn_like(layer(x))
+    expected = torch.autograd.grad(layer(x), [x, layer.weight, layer.bias], grad)
+    out = _conv(layer, x)
+    torch.testing.assert_close(out, layer(x))
+    for got, want in zip(torch.autograd.grad(out, [x, layer.weight, layer.bias], grad), expected):
+        torch.testing.assert_close(got, want)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _conv(layer, x).dtype == layer(x).dtype == torch.bfloat16
 
 
 def test_slow_bf16_deconv_runs_in_float32_under_cpu_autocast():
