@@ -6,7 +6,7 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._model import ConvAutoencoder, _conv, _cpu_bf16_as_fp32, _seed_deconv
+from skperceptual._model import ConvAutoencoder, _conv, _cpu_bf16_as_fp32, _phase_pays, _seed_deconv
 
 
 def _ae(**params):
@@ -25,19 +25,35 @@ def test_seed_deconv_matches_conv_transpose(size):
     torch.testing.assert_close(_seed_deconv(ae.decoder[0], h), expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("layer", [torch.nn.Conv2d(3, 5, 4, stride=2, padding=1),
-                                   torch.nn.ConvTranspose2d(4, 3, 6, stride=2)])
-def test_bias_apart_convolution_matches_the_module(layer):
+@pytest.mark.parametrize("layer", [
+    torch.nn.Conv2d(3, 5, 4, stride=2, padding=1),
+    torch.nn.ConvTranspose2d(6, 5, 5, stride=2),  # oneDNN's own forward
+    torch.nn.ConvTranspose2d(4, 3, 6, stride=2),  # the phase forward
+    torch.nn.ConvTranspose2d(4, 2, 6, stride=3),
+])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_convolution_path_matches_the_module(layer, channels_last):
     # Forward, and all three gradients, as the module computes them.
-    x = torch.randn(6, layer.in_channels, 9, 9, requires_grad=True)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    layer = layer.to(memory_format=fmt)
+    x = torch.randn(6, layer.in_channels, 9, 9).contiguous(memory_format=fmt).requires_grad_()
     grad = torch.randn_like(layer(x))
     expected = torch.autograd.grad(layer(x), [x, layer.weight, layer.bias], grad)
     out = _conv(layer, x)
     torch.testing.assert_close(out, layer(x))
     for got, want in zip(torch.autograd.grad(out, [x, layer.weight, layer.bias], grad), expected):
-        torch.testing.assert_close(got, want)
+        # Sums over the batch in another order: float rounding.
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert out.is_contiguous(memory_format=fmt)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert _conv(layer, x).dtype == layer(x).dtype == torch.bfloat16
+
+
+def test_phase_forward_is_used_for_few_output_channels_only():
+    ae = ConvAutoencoder(z_dim=4, image_size=(64, 64))
+    params = lambda d: (d.stride, d.padding, d.dilation, True, d.output_padding, d.groups)  # noqa: E731
+    assert _phase_pays(ae.decoder[9].weight, params(ae.decoder[9]))  # 32 -> 3
+    assert not _phase_pays(ae.decoder[6].weight, params(ae.decoder[6]))  # 64 -> 32
 
 
 def test_slow_bf16_deconv_runs_in_float32_under_cpu_autocast():
