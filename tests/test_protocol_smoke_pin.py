@@ -1,9 +1,13 @@
 """The smoke profile's metrics, pinned from a run of the code before the issue 9 redesign.
 
-Re-pinned once since, for three deliberate changes: the MLP grid's strong-L2
-candidates (issue 14), the baseline's validation value taken on the heads'
-own split, and float rounding from the speed work (fused Adam, the
-space-to-depth first conv; issue 11).
+Re-pinned twice since. First for three deliberate changes: the MLP grid's
+strong-L2 candidates (issue 14), the baseline's validation value taken on
+the heads' own split, and float rounding from the speed work (fused Adam,
+the space-to-depth first conv; issue 11). Then for float rounding from
+issue 11's third round (the autoencoder's bias gradients summed apart, the
+phase forward of its last transposed convolution). The smoke run's tiny
+heads amplify rounding: its decoder-retrain errors moved by 1e-4 and the
+baseline not at all, while some head errors moved by up to 2 px.
 
 The smoke run is deterministic on CPU, so any refactoring of the protocol
 must reproduce these numbers. When a deliberate change of the evaluation
@@ -20,26 +24,26 @@ from skperceptual.protocol import load_profile, run_protocol
 #: (variant, z_dim, head) -> (val_metric, test_metric) of the smoke run on
 #: LunarLander with the ImageNet AlexNet weights; None where there is none.
 EXPECTED = {
-    ('AE', 8, 'mlp'): (3.6804406124805706, 5.324098706540341),
-    ('AE', 8, 'linear'): (44.68179768159665, 10.560726328566954),
-    ('AE', 8, 'decoder-retrain'): (None, 0.4854126667692474),
-    ('AE', 16, 'mlp'): (6.822107149625294, 8.547921681118197),
-    ('AE', 16, 'linear'): (22.30630861801425, 7.647342544995013),
-    ('VAE', 8, 'mlp'): (3.735907563155221, 3.517213660721002),
-    ('VAE', 8, 'linear'): (14.308749051901424, 3.945536057348104),
-    ('VAE', 8, 'decoder-retrain'): (None, 0.48599023090737514),
-    ('VAE', 16, 'mlp'): (7.457508262275317, 5.226752845484251),
-    ('VAE', 16, 'linear'): (2.6476791406355944, 7.81581781875175),
-    ('P. AE', 8, 'mlp'): (3.3705817965172287, 3.8407450391681186),
-    ('P. AE', 8, 'linear'): (9.23763849048822, 3.0515212698872594),
-    ('P. AE', 8, 'decoder-retrain'): (None, 0.4895351571657662),
-    ('P. AE', 16, 'mlp'): (3.79187821789285, 3.6559003300004713),
-    ('P. AE', 16, 'linear'): (5.089912486882091, 6.653943575083537),
-    ('P. VAE', 8, 'mlp'): (3.924989260969626, 3.805593933825857),
-    ('P. VAE', 8, 'linear'): (4.134676969909955, 10.123850600222445),
-    ('P. VAE', 8, 'decoder-retrain'): (None, 0.49005676149798444),
-    ('P. VAE', 16, 'mlp'): (4.927899653656834, 4.039046255288377),
-    ('P. VAE', 16, 'linear'): (7.443505019424595, 3.1923017898522277),
+    ('AE', 8, 'mlp'): (3.7454971404655106, 5.34795245141603),
+    ('AE', 8, 'linear'): (44.02985944036733, 10.40611541575713),
+    ('AE', 8, 'decoder-retrain'): (None, 0.4855000522947276),
+    ('AE', 16, 'mlp'): (6.89585635253647, 6.367135401908234),
+    ('AE', 16, 'linear'): (22.332084556401103, 7.580527512087357),
+    ('VAE', 8, 'mlp'): (3.7540308218752974, 3.339482673064095),
+    ('VAE', 8, 'linear'): (14.909012081428807, 3.6701416877950956),
+    ('VAE', 8, 'decoder-retrain'): (None, 0.48597375556978856),
+    ('VAE', 16, 'mlp'): (6.920098316406784, 4.742445909328742),
+    ('VAE', 16, 'linear'): (2.5694131240966454, 10.011054530349059),
+    ('P. AE', 8, 'mlp'): (3.386476425413148, 3.862773404374533),
+    ('P. AE', 8, 'linear'): (9.147966076908345, 3.0522368708497916),
+    ('P. AE', 8, 'decoder-retrain'): (None, 0.48950714859014055),
+    ('P. AE', 16, 'mlp'): (3.763850601033828, 3.6579422191740565),
+    ('P. AE', 16, 'linear'): (5.1521942214937235, 6.739874175091757),
+    ('P. VAE', 8, 'mlp'): (3.9322390500149678, 3.8014405733961345),
+    ('P. VAE', 8, 'linear'): (3.9628939662559617, 10.20944590016544),
+    ('P. VAE', 8, 'decoder-retrain'): (None, 0.49008017822363087),
+    ('P. VAE', 16, 'mlp'): (5.08467353407507, 4.035213346155471),
+    ('P. VAE', 16, 'linear'): (8.090429422684464, 3.5347658528455503),
     ('baseline', None, 'mean-position'): (5.407803566547861, 3.8220330502425583),
 }
 
