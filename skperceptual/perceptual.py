@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._layout import space_to_depth
 from .loss_networks import (
     _IMAGENET_MEAN,
     _IMAGENET_STD,
@@ -275,7 +276,7 @@ def _space_to_depth_conv(conv, x):
     """Compute ``conv(x)`` as a stride-1 convolution of a space-to-depth image.
 
     The (zero-padded) image is cut into ``s x s`` blocks, one block per
-    pixel stacked along the channels (``pixel_unshuffle``), and the kernel is
+    pixel stacked along the channels (:func:`space_to_depth`), and the kernel is
     zero-padded to a multiple of the stride and rearranged the same way. The
     result is the same sum of products (plus exact zeros), but a
     ``C*s*s``-channel stride-1 convolution, which oneDNN runs (forward and
@@ -289,7 +290,7 @@ def _space_to_depth_conv(conv, x):
     weight = F.pad(conv.weight, (0, k_w * stride - kernel_w, 0, k_h * stride - kernel_h))
     weight = (
         weight.view(n_out, n_in, k_h, stride, k_w, stride)
-        .permute(0, 1, 3, 5, 2, 4)  # to pixel_unshuffle's channel order: c, dy, dx
+        .permute(0, 3, 5, 1, 2, 4)  # to space_to_depth's channel order: dy, dx, c
         .reshape(n_out, n_in * stride * stride, k_h, k_w)
     )
     height, width = x.shape[2] + 2 * pad_h, x.shape[3] + 2 * pad_w
@@ -298,7 +299,7 @@ def _space_to_depth_conv(conv, x):
     # outputs beyond (out_h, out_w), which are cropped.
     extra_h, extra_w = -height % stride, -width % stride
     x = F.pad(x, (pad_w, pad_w + extra_w, pad_h, pad_h + extra_h))
-    out = F.conv2d(F.pixel_unshuffle(x, stride), weight, conv.bias)
+    out = F.conv2d(space_to_depth(x, stride), weight, conv.bias)
     if out.shape[2:] == (out_h, out_w):
         # Even a slice that keeps everything costs a zero-fill and a copy
         # of the full gradient in backward.

@@ -110,16 +110,18 @@ def test_invalid_performance_options_raise(images, params):
 
 @pytest.mark.parametrize("name, layer", [("alexnet", 5), ("resnet18", 4)])
 @pytest.mark.parametrize("size", [(64, 64), (67, 90)])
-def test_space_to_depth_first_conv_matches_plain_network(name, layer, size):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_space_to_depth_first_conv_matches_plain_network(name, layer, size, channels_last):
     # PerceptualLoss runs the strided first convolution as a stride-1
-    # convolution of a pixel-unshuffled image: the same features and the
+    # convolution of a space-to-depth image: the same features and the
     # same input gradient as the plain network, up to float rounding.
     from skperceptual.perceptual import PerceptualLoss, load_perceptual_net
 
     torch.manual_seed(0)
-    net = load_perceptual_net(name, layer, weights=None)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = load_perceptual_net(name, layer, weights=None).to(memory_format=fmt)
     loss = PerceptualLoss(net)
-    x = torch.rand(2, 3, *size, requires_grad=True)
+    x = torch.rand(2, 3, *size).contiguous(memory_format=fmt).requires_grad_()
     expected = torch.sigmoid(net(x))
     (grad_expected,) = torch.autograd.grad(expected.square().sum(), x)
     got = loss.features(x)
@@ -153,3 +155,22 @@ def test_auto_precision_picks_bf16_only_with_native_support(images, monkeypatch)
     b = _ae(precision="fp32", loss="pixel").fit(images)
     assert a.net_.precision_ == "fp32"
     np.testing.assert_array_equal(a.transform(images), b.transform(images))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_space_to_depth_layouts_agree_and_invert(channels):
+    from skperceptual._layout import depth_to_space, space_to_depth
+
+    x = torch.rand(2, channels, 8, 12)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    out = space_to_depth(x, 4)
+    assert out.shape == (2, 16 * channels, 2, 3)
+    # Channel (dy * s + dx) * C + c holds pixel (4 * i + dy, 4 * j + dx) of channel c.
+    assert torch.equal(out[:, (1 * 4 + 2) * channels], x[:, 0, 1::4, 2::4])
+    out_cl = space_to_depth(cl, 4)
+    assert torch.equal(out_cl, out)
+    assert channels == 1 or out_cl.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(depth_to_space(out, 4), x)
+    back = depth_to_space(out_cl, 4)
+    assert torch.equal(back, x)
+    assert channels == 1 or back.is_contiguous(memory_format=torch.channels_last)

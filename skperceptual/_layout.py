@@ -1,0 +1,51 @@
+"""Space-to-depth and back, with the pixel offset outermost in the channels.
+
+``torch.nn.functional.pixel_unshuffle`` / ``pixel_shuffle`` order the
+channels ``(c, dy, dx)``: on a channels-last tensor with 3 colour channels
+every copied run is one float, and the copy crawls (13.5 ms for a
+512x12x32x32 shuffle on this project's CPU). Ordering them ``(dy, dx, c)``
+instead moves runs of ``s * C`` floats (3.0 ms, measured in benchmarks/).
+Callers rearrange their kernels to the same order, so the channel order is
+theirs to choose.
+"""
+
+import torch
+
+
+def space_to_depth(x, s):
+    """``(N, C, H, W)`` to ``(N, s*s*C, H/s, W/s)``, channel ``(dy*s + dx)*C + c``.
+
+    Keeps channels-last inputs channels-last; differentiable.
+
+    Examples
+    --------
+    >>> x = torch.arange(16.).view(1, 1, 4, 4)
+    >>> space_to_depth(x, 2)[0, :, 0, 0].tolist()
+    [0.0, 1.0, 4.0, 5.0]
+    """
+    n, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and c > 1:
+        blocks = x.permute(0, 2, 3, 1).reshape(n, h // s, s, w // s, s, c)
+        out = blocks.permute(0, 1, 3, 2, 4, 5).reshape(n, h // s, w // s, s * s * c)
+        return out.permute(0, 3, 1, 2)
+    blocks = x.reshape(n, c, h // s, s, w // s, s)
+    return blocks.permute(0, 3, 5, 1, 2, 4).reshape(n, s * s * c, h // s, w // s)
+
+
+def depth_to_space(x, s):
+    """The inverse of :func:`space_to_depth`.
+
+    Examples
+    --------
+    >>> x = torch.rand(2, 3, 8, 8)
+    >>> torch.equal(depth_to_space(space_to_depth(x, 4), 4), x)
+    True
+    """
+    n, channels, h, w = x.shape
+    c = channels // (s * s)
+    if x.is_contiguous(memory_format=torch.channels_last) and c > 1:
+        blocks = x.permute(0, 2, 3, 1).reshape(n, h, w, s, s, c)
+        out = blocks.permute(0, 1, 3, 2, 4, 5).reshape(n, h * s, w * s, c)
+        return out.permute(0, 3, 1, 2)
+    blocks = x.reshape(n, s, s, c, h, w)
+    return blocks.permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * s, w * s)
