@@ -178,7 +178,10 @@ class _Convolution(torch.autograd.Function):
         grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
             grad, x, weight, None, *ctx.params, [need_x, need_weight, False]
         )
-        grad_bias = grad.sum((0, 2, 3), dtype=torch.float32) if need_bias else None
+        # Summed in the gradient's own dtype (float accumulation, bf16
+        # result under bf16): asking for float32 would first copy the whole
+        # bf16 gradient (24 vs 1 ms for 512x32x30x30).
+        grad_bias = grad.sum((0, 2, 3)) if need_bias else None
         return grad_x, grad_weight, grad_bias, None
 
 

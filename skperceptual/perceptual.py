@@ -241,6 +241,12 @@ class PerceptualLoss(nn.Module):
             x = (x - self.mean) / self.std
         layers = list(self.net.children()) if isinstance(self.net, nn.Sequential) else []
         if layers and _space_to_depth_pays(layers[0]):
+            device = x.device.type
+            if torch.is_autocast_enabled(device):
+                # The convolution would cast anyway: casting first halves
+                # the bytes that padding and space-to-depth copy, and
+                # skips autocast's own copy. Bit-identical.
+                x = x.to(torch.get_autocast_dtype(device))
             x = _space_to_depth_conv(layers[0], x)
             layers = layers[1:]
             for layer in layers:
