@@ -1,4 +1,4 @@
-"""Keep freed memory inside the process while a model trains or encodes.
+"""Keep freed memory inside the process while a model trains.
 
 glibc's ``malloc`` serves every request above its mmap threshold (at most
 32 MB) with a fresh ``mmap`` and gives it back with ``munmap`` when it is
@@ -11,11 +11,13 @@ active, glibc keeps large blocks on its heap instead (no ``mmap``, no
 trimming), so they are reused from one step to the next; on exit mmap is
 allowed again and the free memory is returned to the system with
 ``malloc_trim``. Like ``threadpoolctl``, the setting is process-wide but
-scoped: it lasts while at least one fit or transform runs. The price is a
-higher peak: blocks on the heap fragment, 0.17 GB more at batch 512.
+scoped: it lasts while at least one fit runs. The price is a higher peak:
+blocks on the heap fragment, 0.17-0.26 GB more at batch 512.
 
-Elsewhere than glibc (macOS, Windows, musl) it does nothing. Set the
-environment variable ``SKPERCEPTUAL_RETAIN_FREED_MEMORY=0`` to turn it off.
+Elsewhere than glibc (macOS, Windows, musl) it does nothing, nor where the
+user already tuned malloc (``MALLOC_*_`` variables, ``glibc.malloc``
+tunables, or another allocator in ``LD_PRELOAD``). Set the environment
+variable ``SKPERCEPTUAL_RETAIN_FREED_MEMORY=0`` to turn it off.
 """
 
 import contextlib
@@ -27,9 +29,11 @@ import threading
 # mallopt(3) parameters.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 # What is restored. Any mallopt call ends glibc's dynamic thresholds for
-# the process; these are where that rule settles once a block of 32 MB or
-# more has been freed (any training step at batch 512 frees several): mmap
-# above the largest threshold glibc allows, trim at twice that.
+# the process; these are where that rule settles once the process frees a
+# mapped block of 32 MB or more (a training step at batch 512 frees
+# several): mmap above the largest threshold glibc allows, trim at twice
+# that. A process whose fits are all small would have kept lower
+# thresholds, and after one maps somewhat fewer blocks than it would have.
 _SETTLED_MMAP_THRESHOLD = 32 * 2**20
 _SETTLED_TRIM_THRESHOLD = 2 * _SETTLED_MMAP_THRESHOLD
 _DEFAULT_MMAP_MAX = 65536
@@ -56,8 +60,20 @@ def _glibc():
     return libc
 
 
+#: Settings by which a user has already chosen how malloc behaves: left alone.
+_USER_MALLOC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
+
+
 def _enabled():
-    return os.environ.get("SKPERCEPTUAL_RETAIN_FREED_MEMORY", "1") != "0"
+    """Whether to apply the setting: not turned off, and malloc is glibc's, untuned."""
+    if os.environ.get("SKPERCEPTUAL_RETAIN_FREED_MEMORY", "1") == "0":
+        return False
+    if any(name in os.environ for name in _USER_MALLOC_SETTINGS):
+        return False
+    if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    # jemalloc, tcmalloc or mimalloc preloaded: glibc's malloc is not the one in use.
+    return "malloc" not in os.environ.get("LD_PRELOAD", "")
 
 
 @contextlib.contextmanager

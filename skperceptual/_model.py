@@ -113,6 +113,28 @@ class ConvAutoencoder(nn.Module):
         return self.decode(z), mu, logvar
 
 
+def autocast_dtype(device_type):
+    """The dtype autocast computes in on ``device_type`` now, or None when it is off.
+
+    ``torch.is_autocast_enabled(device_type)`` and ``torch.get_autocast_dtype``
+    are torch 2.4's; older versions only have per-device functions.
+
+    Examples
+    --------
+    >>> autocast_dtype("cpu") is None
+    True
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     autocast_dtype("cpu")
+    torch.bfloat16
+    """
+    if hasattr(torch, "get_autocast_dtype"):
+        enabled = torch.is_autocast_enabled(device_type)
+        return torch.get_autocast_dtype(device_type) if enabled else None
+    if device_type == "cpu":  # pragma: no cover - torch < 2.4
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+    return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None  # pragma: no cover
+
+
 def _run(layers, h):
     """Apply ``layers`` (an ``nn.Sequential``) to ``h``, convolutions through :func:`_conv`.
 
@@ -143,8 +165,9 @@ def _conv(conv, h):
       bf16. Its backward stays oneDNN's own.
     """
     if (h.device.type != "cpu" or conv.bias is None or conv.padding_mode != "zeros"
-            or isinstance(conv.padding, str)):
-        # Measured on oneDNN only; cuDNN keeps the module's own path.
+            or isinstance(conv.padding, str) or _has_hooks(conv)):
+        # Measured on oneDNN only; cuDNN keeps the module's own path, and so
+        # does a convolution someone hooks into (pruning, inspection).
         return conv(h)
     transposed = isinstance(conv, nn.ConvTranspose2d)
     output_padding = conv.output_padding if transposed else (0, 0)
@@ -152,15 +175,29 @@ def _conv(conv, h):
     return _Convolution.apply(h, conv.weight, conv.bias, params)
 
 
+def _has_hooks(module):
+    """Whether forward hooks, the module's own or global ones, would see ``module`` run."""
+    from torch.nn.modules import module as module_lib
+
+    return bool(
+        module._forward_hooks or module._forward_pre_hooks
+        or module_lib._global_forward_hooks or module_lib._global_forward_pre_hooks
+    )
+
+
 class _Convolution(torch.autograd.Function):
-    """A (transposed) convolution with the forward and backward of :func:`_conv`."""
+    """A (transposed) convolution with the forward and backward of :func:`_conv`.
+
+    First-order gradients only (``once_differentiable``): double backward
+    and ``torch.func`` transforms are not supported.
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, params):
         device = x.device.type
-        if torch.is_autocast_enabled(device):
+        dtype = autocast_dtype(device)
+        if dtype is not None:
             # What autocast does for a convolution: compute in its dtype.
-            dtype = torch.get_autocast_dtype(device)
             x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
         with torch.autocast(device, enabled=False):
             if _phase_pays(weight, params):
@@ -240,9 +277,7 @@ def _cpu_bf16_as_fp32(deconv, h):
     vs 187 ms at 96x96 (measured in benchmarks/). Elsewhere (fp32, CUDA)
     this is ``deconv(h)``.
     """
-    if h.device.type == "cpu" and torch.is_autocast_enabled("cpu") and (
-        torch.get_autocast_dtype("cpu") == torch.bfloat16
-    ):
+    if h.device.type == "cpu" and autocast_dtype("cpu") == torch.bfloat16:
         with torch.autocast("cpu", enabled=False):
             return _conv(deconv, h.float())
     return _conv(deconv, h)

@@ -201,7 +201,7 @@ class AutoencoderNet(NeuralNet):
 
     def _batches(self, dataset):
         self._set_training(False)
-        with torch.no_grad(), retain_freed_memory():
+        with torch.no_grad():
             for x, _ in self.get_iterator(dataset, training=False):
                 yield self._to_device_float(x)
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._layout import space_to_depth
+from ._model import autocast_dtype
 from .loss_networks import (
     _IMAGENET_MEAN,
     _IMAGENET_STD,
@@ -241,12 +242,12 @@ class PerceptualLoss(nn.Module):
             x = (x - self.mean) / self.std
         layers = list(self.net.children()) if isinstance(self.net, nn.Sequential) else []
         if layers and _space_to_depth_pays(layers[0]):
-            device = x.device.type
-            if torch.is_autocast_enabled(device):
+            dtype = autocast_dtype(x.device.type)
+            if dtype is not None:
                 # The convolution would cast anyway: casting first halves
                 # the bytes that padding and space-to-depth copy, and
                 # skips autocast's own copy. Bit-identical.
-                x = x.to(torch.get_autocast_dtype(device))
+                x = x.to(dtype)
             x = _space_to_depth_conv(layers[0], x)
             layers = layers[1:]
             for layer in layers:

@@ -8,9 +8,11 @@ import torch
 
 from skperceptual import PerceptualAETransformer, _allocator
 from skperceptual._allocator import retain_freed_memory
-from skperceptual._net import as_dataset
 
-pytestmark = pytest.mark.skipif(_allocator._glibc() is None, reason="a glibc-only setting")
+pytestmark = pytest.mark.skipif(
+    _allocator._glibc() is None or not _allocator._enabled(),
+    reason="a setting for glibc's own, untuned malloc",
+)
 
 #: Above glibc's largest mmap threshold (32 MB): its own mmap by default.
 _NBYTES = 64 * 2**20
@@ -62,20 +64,24 @@ def test_environment_variable_turns_it_off(monkeypatch):
         assert not _from_heap(_LARGER)
 
 
-def test_fit_and_transform_run_with_it_and_restore(images):
+@pytest.mark.parametrize("name, value", [("MALLOC_MMAP_THRESHOLD_", "1048576"),
+                                         ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0"),
+                                         ("LD_PRELOAD", "/usr/lib/libjemalloc.so.2")])
+def test_a_user_tuned_malloc_is_left_alone(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with retain_freed_memory():
+        assert _allocator._active == 0
+
+
+def test_fit_runs_with_it_and_restores(images):
     seen = []
 
     class Record(skorch.callbacks.Callback):
         def on_batch_end(self, net, **kwargs):
             seen.append(_allocator._active)
 
-    ae = PerceptualAETransformer(z_dim=4, max_epochs=1, batch_size=8, loss="pixel",
+    PerceptualAETransformer(z_dim=4, max_epochs=1, batch_size=8, loss="pixel",
                                  validation_fraction=None, callbacks=[Record()],
                                  device="cpu", random_state=0).fit(images)
     assert seen and set(seen) == {1}
-    assert _allocator._active == 0
-    batches = ae.net_._batches(as_dataset(images))
-    next(batches)
-    assert _allocator._active == 1
-    batches.close()
     assert _allocator._active == 0

@@ -174,3 +174,37 @@ def test_space_to_depth_layouts_agree_and_invert(channels):
     back = depth_to_space(out_cl, 4)
     assert torch.equal(back, x)
     assert channels == 1 or back.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 80)])
+def test_autoencoder_gradients_match_the_plain_module_graph(size):
+    # encode()/decode() call the convolutions through _conv; the same module
+    # run layer by layer (stock calls) gives the same loss and gradients.
+    torch.manual_seed(0)
+    ae = ConvAutoencoder(z_dim=4, image_size=size).to(memory_format=torch.channels_last)
+    x = torch.rand(3, 3, *size).contiguous(memory_format=torch.channels_last)
+
+    def plain():
+        mu = ae.fc_mu(ae.encoder(x))
+        h = _seed_deconv(ae.decoder[0], ae.decoder_input(mu).view(-1, *ae._seed_shape))
+        return ae.decoder[1:](h.contiguous(memory_format=torch.channels_last))
+
+    names = [n for n, _ in ae.named_parameters() if not n.startswith("fc_logvar")]
+    params = [p for n, p in ae.named_parameters() if not n.startswith("fc_logvar")]
+    got = torch.autograd.grad((ae(x)[0] - x).square().mean(), params)
+    want = torch.autograd.grad((plain() - x).square().mean(), params)
+    for name, g, w in zip(names, got, want):
+        # Biases that BatchNorm cancels have (float-noise) zero gradients.
+        atol = 1e-6 if name.endswith("bias") else 1e-7
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=atol, msg=name)
+
+
+def test_hooked_or_same_padded_convolutions_keep_the_module_call():
+    calls = []
+    conv = torch.nn.Conv2d(3, 4, 3, padding="same")
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(_conv(conv, x), conv(x))
+    conv = torch.nn.ConvTranspose2d(4, 3, 6, stride=2)
+    conv.register_forward_hook(lambda module, args, out: calls.append(out.shape))
+    _conv(conv, torch.rand(2, 4, 5, 5))
+    assert calls == [torch.Size([2, 3, 14, 14])]
