@@ -22,6 +22,7 @@ variable ``SKPERCEPTUAL_RETAIN_FREED_MEMORY=0`` to turn it off.
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -44,8 +45,9 @@ _lock = threading.Lock()
 _active = 0
 
 
+@functools.cache
 def _glibc():
-    """Return the process's C library if it is glibc, else None."""
+    """Return the process's C library if it is glibc, else None (looked up once)."""
     if not sys.platform.startswith("linux"):
         return None
     try:

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules import module as module_lib
 
 from ._layout import depth_to_space
 
@@ -100,9 +101,7 @@ class ConvAutoencoder(nn.Module):
         if self.decoder[1].weight.is_contiguous(memory_format=torch.channels_last):
             # Keep the rest of the decoder in the module's memory format.
             h = h.contiguous(memory_format=torch.channels_last)
-        h = self.decoder[1:3](h)
-        h = _cpu_bf16_as_fp32(self.decoder[3], h)
-        return _run(self.decoder[4:], h)
+        return _run(self.decoder[1:], h)
 
     def forward(self, x):
         """Return ``(reconstruction, mu, logvar)`` for images ``x`` in [0, 1]."""
@@ -163,6 +162,8 @@ def _conv(conv, h):
       times the channels followed by a depth-to-space copy (see
       :func:`_phase_deconvolution`): 27 vs 54 ms in float32, 17 vs 37 ms in
       bf16. Its backward stays oneDNN's own.
+    - Under bf16 autocast, the layer whose bf16 kernel is slower than its
+      float32 one computes in float32 (see :func:`_bf16_is_slower`).
     """
     if (h.device.type != "cpu" or conv.bias is None or conv.padding_mode != "zeros"
             or isinstance(conv.padding, str) or _has_hooks(conv)):
@@ -177,8 +178,6 @@ def _conv(conv, h):
 
 def _has_hooks(module):
     """Whether forward hooks, the module's own or global ones, would see ``module`` run."""
-    from torch.nn.modules import module as module_lib
-
     return bool(
         module._forward_hooks or module._forward_pre_hooks
         or module_lib._global_forward_hooks or module_lib._global_forward_pre_hooks
@@ -196,6 +195,8 @@ class _Convolution(torch.autograd.Function):
     def forward(ctx, x, weight, bias, params):
         device = x.device.type
         dtype = autocast_dtype(device)
+        if dtype == torch.bfloat16 and _bf16_is_slower(weight, params):
+            dtype = torch.float32
         if dtype is not None:
             # What autocast does for a convolution: compute in its dtype.
             x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
@@ -223,6 +224,18 @@ class _Convolution(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None
 
 
+def _bf16_is_slower(weight, params):
+    """Whether oneDNN's bf16 kernel for this convolution is slower than its float32 one.
+
+    Measured for the decoder's 128-to-64 channel transposed convolution
+    (kernel 5): forward and backward at batch 512 took 85 ms in bf16 and
+    65 ms in float32 (5x5 to 13x13, at 64x64 images), and 239 vs 187 ms at
+    96x96. Its other layers run faster in bf16.
+    """
+    transposed = params[3]
+    return transposed and tuple(weight.shape) == (128, 64, 5, 5)
+
+
 def _phase_pays(weight, params):
     """Whether a transposed convolution is one :func:`_phase_deconvolution` speeds up.
 
@@ -245,7 +258,7 @@ def _phase_pays(weight, params):
 
 
 def _phase_deconvolution(x, weight, bias, stride):
-    """A transposed convolution as a stride-1 convolution and ``pixel_shuffle``.
+    """A transposed convolution as a stride-1 convolution and a depth-to-space copy.
 
     Output pixel ``(s*Y + a, s*X + b)`` of a stride-``s`` transposed
     convolution only meets kernel taps ``(s*t + a, s*u + b)``: for each of
@@ -266,21 +279,6 @@ def _phase_deconvolution(x, weight, bias, stride):
         phases = phases.contiguous(memory_format=torch.channels_last)
     out = F.conv2d(x, phases, bias.repeat(stride * stride), padding=(t_h - 1, t_w - 1))
     return depth_to_space(out, stride)
-
-
-def _cpu_bf16_as_fp32(deconv, h):
-    """Apply ``deconv`` to ``h``, in float32 where bf16 autocast on the CPU would slow it.
-
-    oneDNN's bf16 kernel for the 128-to-64 channel transposed convolution
-    (5x5 to 13x13 at 64x64) is slower than its float32 one: forward and
-    backward at batch 512 took 85 ms in bf16 and 65 ms in float32, and 239
-    vs 187 ms at 96x96 (measured in benchmarks/). Elsewhere (fp32, CUDA)
-    this is ``deconv(h)``.
-    """
-    if h.device.type == "cpu" and autocast_dtype("cpu") == torch.bfloat16:
-        with torch.autocast("cpu", enabled=False):
-            return _conv(deconv, h.float())
-    return _conv(deconv, h)
 
 
 def _seed_deconv(deconv, h):

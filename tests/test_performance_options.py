@@ -6,7 +6,7 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._model import ConvAutoencoder, _conv, _cpu_bf16_as_fp32, _phase_pays, _seed_deconv
+from skperceptual._model import ConvAutoencoder, _conv, _phase_pays, _seed_deconv
 
 
 def _ae(**params):
@@ -57,14 +57,17 @@ def test_phase_forward_is_used_for_few_output_channels_only():
 
 
 def test_slow_bf16_deconv_runs_in_float32_under_cpu_autocast():
-    deconv = ConvAutoencoder(z_dim=4, image_size=(64, 64)).decoder[3]
+    decoder = ConvAutoencoder(z_dim=4, image_size=(64, 64)).decoder
+    deconv = decoder[3]
     h = torch.randn(2, 128, 5, 5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert deconv(h).dtype == torch.bfloat16
-        out = _cpu_bf16_as_fp32(deconv, h.bfloat16())
+        out = _conv(deconv, h.bfloat16())
+        # The decoder's other layers keep bf16.
+        assert _conv(decoder[6], torch.randn(2, 64, 13, 13)).dtype == torch.bfloat16
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, deconv(h.bfloat16().float()))
-    assert torch.equal(_cpu_bf16_as_fp32(deconv, h), deconv(h))
+    assert torch.equal(_conv(deconv, h), deconv(h))
 
 
 def test_bf16_precision_trains_with_finite_loss(images, alexnet_weights):
