@@ -85,6 +85,12 @@ def retain_freed_memory():
     Re-entrant and thread-safe: the first of overlapping uses changes the
     setting, the last one restores it.
 
+    Yields
+    ------
+    None
+        Nothing is set where :func:`_enabled` says no (not glibc, a tuned
+        malloc, or ``SKPERCEPTUAL_RETAIN_FREED_MEMORY=0``).
+
     Examples
     --------
     >>> import torch

@@ -118,6 +118,15 @@ def autocast_dtype(device_type):
     ``torch.is_autocast_enabled(device_type)`` and ``torch.get_autocast_dtype``
     are torch 2.4's; older versions only have per-device functions.
 
+    Parameters
+    ----------
+    device_type : str
+        ``"cpu"`` or ``"cuda"``.
+
+    Returns
+    -------
+    dtype : torch.dtype or None
+
     Examples
     --------
     >>> autocast_dtype("cpu") is None
