@@ -522,13 +522,14 @@ class LossNetwork(nn.Module):
     def forward(self, x):
         """Return the squashed features at each cut, in the order of ``cuts``."""
         # Imported here: perceptual.py imports this module.
+        from ._model import _apply
         from .perceptual import _space_to_depth_conv, _space_to_depth_pays
 
         h = (x - self.mean) / self.std if self.normalize else x
         taken, wanted = {}, set(self.cuts)
         for i, module in enumerate(self.stack, start=1):
             # The same first-layer speed-up as PerceptualLoss (same values).
-            h = _space_to_depth_conv(module, h) if i == 1 and _space_to_depth_pays(module) else module(h)
+            h = _space_to_depth_conv(module, h) if i == 1 and _space_to_depth_pays(module) else _apply(module, h)
             if i in wanted:
                 nxt = self.stack[i] if i < len(self.stack) else None
                 # An in-place module next (AlexNet's and VGG's ReLUs) would

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._layout import space_to_depth
-from ._model import autocast_dtype
+from ._model import _conv2d, _has_hooks, _run, autocast_dtype
 from .loss_networks import (
     _IMAGENET_MEAN,
     _IMAGENET_STD,
@@ -240,20 +240,19 @@ class PerceptualLoss(nn.Module):
         """Return ``sigmoid(p(x))``, the squashed features compared by the loss."""
         if self.normalize:
             x = (x - self.mean) / self.std
-        layers = list(self.net.children()) if isinstance(self.net, nn.Sequential) else []
-        if layers and _space_to_depth_pays(layers[0]):
+        net = self.net
+        if isinstance(net, nn.Sequential) and len(net) and _space_to_depth_pays(net[0]):
             dtype = autocast_dtype(x.device.type)
             if dtype is not None:
                 # The convolution would cast anyway: casting first halves
                 # the bytes that padding and space-to-depth copy, and
                 # skips autocast's own copy. Bit-identical.
                 x = x.to(dtype)
-            x = _space_to_depth_conv(layers[0], x)
-            layers = layers[1:]
-            for layer in layers:
-                x = layer(x)
-            return torch.sigmoid(x)
-        return torch.sigmoid(self.net(x))
+            x = _space_to_depth_conv(net[0], x)
+            net = net[1:]
+        # Convolutions through _conv: on the CPU a frozen one keeps no copy
+        # of its input for the backward pass.
+        return torch.sigmoid(_run(net, x))
 
     def forward(self, x_hat, x):
         with torch.no_grad():
@@ -270,6 +269,7 @@ def _space_to_depth_pays(module):
     """
     return (
         type(module) is nn.Conv2d
+        and not _has_hooks(module)  # a hook must see the module run
         and module.in_channels <= 4
         and module.groups == 1
         and module.dilation == (1, 1)
@@ -306,7 +306,7 @@ def _space_to_depth_conv(conv, x):
     # outputs beyond (out_h, out_w), which are cropped.
     extra_h, extra_w = -height % stride, -width % stride
     x = F.pad(x, (pad_w, pad_w + extra_w, pad_h, pad_h + extra_h))
-    out = F.conv2d(space_to_depth(x, stride), weight, conv.bias)
+    out = _conv2d(space_to_depth(x, stride), weight, conv.bias)
     if out.shape[2:] == (out_h, out_w):
         # Even a slice that keeps everything costs a zero-fill and a copy
         # of the full gradient in backward.

@@ -211,3 +211,32 @@ def test_hooked_or_same_padded_convolutions_keep_the_module_call():
     conv.register_forward_hook(lambda module, args, out: calls.append(out.shape))
     _conv(conv, torch.rand(2, 4, 5, 5))
     assert calls == [torch.Size([2, 3, 14, 14])]
+
+
+@pytest.mark.parametrize("layer", [
+    torch.nn.Conv2d(3, 5, 4, stride=2, padding=1),
+    torch.nn.ConvTranspose2d(4, 3, 6, stride=2),
+])
+def test_frozen_convolution_keeps_no_input_and_gives_the_same_input_gradient(layer):
+    # A loss network's convolutions never need a weight gradient, so the
+    # input is not kept for the backward pass: only the weight is.
+    layer.requires_grad_(False)
+    x = torch.randn(6, layer.in_channels, 9, 9, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = _conv(layer, x)
+    assert [t.shape for t in saved] == [layer.weight.shape]
+    grad = torch.randn_like(out)
+    (expected,) = torch.autograd.grad(layer(x), x, grad)
+    (got,) = torch.autograd.grad(out, x, grad)
+    torch.testing.assert_close(got, expected)
+
+
+def test_hooked_first_layer_of_the_loss_network_is_called():
+    from skperceptual.perceptual import PerceptualLoss, load_perceptual_net
+
+    net = load_perceptual_net("alexnet", 5, weights=None)
+    calls = []
+    net[0].register_forward_hook(lambda module, args, out: calls.append(out.shape))
+    PerceptualLoss(net).features(torch.rand(2, 3, 64, 64))
+    assert calls == [torch.Size([2, 64, 15, 15])]
