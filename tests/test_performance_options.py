@@ -215,13 +215,16 @@ def test_hooked_or_same_padded_convolutions_keep_the_module_call():
 
 @pytest.mark.parametrize("layer", [
     torch.nn.Conv2d(3, 5, 4, stride=2, padding=1),
-    torch.nn.ConvTranspose2d(4, 3, 6, stride=2),
+    torch.nn.Conv2d(4, 6, 3, stride=3, padding=2, dilation=2, groups=2),  # output padding 2
+    torch.nn.Conv2d(48, 8, 3),  # AlexNet's first layer after space-to-depth
 ])
-def test_frozen_convolution_keeps_no_input_and_gives_the_same_input_gradient(layer):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frozen_convolution_keeps_no_input_and_gives_the_same_input_gradient(layer, channels_last):
     # A loss network's convolutions never need a weight gradient, so the
     # input is not kept for the backward pass: only the weight is.
-    layer.requires_grad_(False)
-    x = torch.randn(6, layer.in_channels, 9, 9, requires_grad=True)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    layer = layer.requires_grad_(False).to(memory_format=fmt)
+    x = torch.randn(6, layer.in_channels, 10, 11).contiguous(memory_format=fmt).requires_grad_()
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         out = _conv(layer, x)
@@ -229,6 +232,7 @@ def test_frozen_convolution_keeps_no_input_and_gives_the_same_input_gradient(lay
     grad = torch.randn_like(out)
     (expected,) = torch.autograd.grad(layer(x), x, grad)
     (got,) = torch.autograd.grad(out, x, grad)
+    assert got.shape == x.shape
     torch.testing.assert_close(got, expected)
 
 
