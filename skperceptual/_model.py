@@ -171,8 +171,8 @@ def _conv2d(x, weight, bias):
 def _conv(conv, h):
     """``conv(h)`` for a (transposed) convolution; on the CPU, the way oneDNN runs it fastest.
 
-    Two departures from the module's own call, both measured in
-    benchmarks/ at batch 512 and both exact up to float rounding:
+    Departures from the module's own call, each measured in benchmarks/
+    at batch 512 and each exact up to float rounding:
 
     - The bias gradient is summed apart. oneDNN computes a convolution's
       weight and bias gradients in one kernel whose bias reduction is slow:
@@ -185,6 +185,9 @@ def _conv(conv, h):
       bf16. Its backward stays oneDNN's own.
     - Under bf16 autocast, the layer whose bf16 kernel is slower than its
       float32 one computes in float32 (see :func:`_bf16_is_slower`).
+    - A convolution whose weight is frozen (a perceptual loss network's)
+      keeps no copy of its input for the backward pass, which needs only
+      the input gradient (see :func:`_input_gradient`).
     """
     if (h.device.type != "cpu" or conv.bias is None or conv.padding_mode != "zeros"
             or isinstance(conv.padding, str) or _has_hooks(conv)):
