@@ -26,19 +26,15 @@ import contextlib
 import resource
 
 import torch
+from import_memory import resident_mb  # benchmarks/, next to this script
 
 from skperceptual._allocator import retain_freed_memory
 from skperceptual._model import ConvAutoencoder
 from skperceptual.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net
 
 
-def resident_mb():
-    """The process's resident set size now, in MB (Linux)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def peak_resident_mb():
+    """The process's peak resident set size so far, in MB (Linux reports kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 

@@ -146,10 +146,14 @@ def autocast_dtype(device_type):
 def _run(layers, h):
     """Apply ``layers`` (an ``nn.Sequential``) to ``h``, convolutions through :func:`_conv`.
 
-    Any other module (e.g. the encoder wrapped by ``fit_decoder``'s
-    ``FrozenModule``, which needs no gradients) is simply called.
+    Used for the autoencoder's encoder and decoder and for a perceptual
+    loss network. Any other module (e.g. the encoder wrapped by
+    ``fit_decoder``'s ``FrozenModule``, which needs no gradients, or a
+    user's own loss network class) is simply called.
     """
-    if not isinstance(layers, nn.Sequential):
+    if type(layers) is not nn.Sequential or _has_hooks(layers):
+        # A subclass may define its own forward, and a hook must see the
+        # container run.
         return layers(h)
     for layer in layers:
         h = _apply(layer, h)
@@ -157,15 +161,19 @@ def _run(layers, h):
 
 
 def _apply(layer, h):
-    """``layer(h)``, through :func:`_conv` if ``layer`` is a convolution."""
-    return _conv(layer, h) if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) else layer(h)
+    """``layer(h)``, through :func:`_conv` if ``layer`` is a plain convolution.
+
+    Subclasses (quantisation-aware or "same"-padding convolutions) may
+    override ``forward``, so only the two stock classes qualify.
+    """
+    return _conv(layer, h) if type(layer) in (nn.Conv2d, nn.ConvTranspose2d) else layer(h)
 
 
 def _conv2d(x, weight, bias):
     """``F.conv2d(x, weight, bias)`` (stride 1, no padding), on the CPU as :func:`_conv` runs it."""
-    if x.device.type != "cpu" or bias is None:
+    if x.device.type != "cpu" or weight.requires_grad:
         return F.conv2d(x, weight, bias)
-    return _Convolution.apply(x, weight, bias, ((1, 1), (0, 0), (1, 1), False, (0, 0), 1))
+    return _FrozenConvolution.apply(x, weight, bias, ((1, 1), (0, 0), (1, 1), False, (0, 0), 1))
 
 
 def _conv(conv, h):
@@ -189,7 +197,7 @@ def _conv(conv, h):
       keeps no copy of its input for the backward pass, which needs only
       the input gradient (see :func:`_input_gradient`).
     """
-    if (h.device.type != "cpu" or conv.bias is None or conv.padding_mode != "zeros"
+    if (h.device.type != "cpu" or conv.padding_mode != "zeros"
             or isinstance(conv.padding, str) or _has_hooks(conv)):
         # Measured on oneDNN only; cuDNN keeps the module's own path, and so
         # does a convolution someone hooks into (pruning, inspection).
@@ -197,14 +205,20 @@ def _conv(conv, h):
     transposed = isinstance(conv, nn.ConvTranspose2d)
     output_padding = conv.output_padding if transposed else (0, 0)
     params = (conv.stride, conv.padding, conv.dilation, transposed, output_padding, conv.groups)
+    if not transposed and not conv.weight.requires_grad:
+        return _FrozenConvolution.apply(h, conv.weight, conv.bias, params)
+    if conv.bias is None:
+        return conv(h)
     return _Convolution.apply(h, conv.weight, conv.bias, params)
 
 
 def _has_hooks(module):
-    """Whether forward hooks, the module's own or global ones, would see ``module`` run."""
+    """Whether hooks, the module's own or global ones, forward or backward, would see ``module`` run."""
     return bool(
         module._forward_hooks or module._forward_pre_hooks
+        or module._backward_hooks or module._backward_pre_hooks
         or module_lib._global_forward_hooks or module_lib._global_forward_pre_hooks
+        or module_lib._global_backward_hooks or module_lib._global_backward_pre_hooks
     )
 
 
@@ -230,15 +244,7 @@ class _Convolution(torch.autograd.Function):
             else:
                 out = torch.ops.aten.convolution(x, weight, bias, *params)
         ctx.params = params
-        if ctx.needs_input_grad[1] or params[3]:
-            ctx.save_for_backward(x, weight)
-        else:
-            # A frozen weight (a perceptual loss network's) needs no weight
-            # gradient, and the input gradient needs only the input's
-            # shape: not keeping the input saves its memory (27 MB for
-            # AlexNet's first layer at batch 512).
-            ctx.save_for_backward(None, weight)
-            ctx.x_size = x.shape[2:]
+        ctx.save_for_backward(x, weight)
         return out
 
     @staticmethod
@@ -246,15 +252,57 @@ class _Convolution(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        if x is None:
-            grad_x, grad_weight = _input_gradient(grad, weight, ctx.x_size, ctx.params), None
-        else:
-            grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-                grad, x, weight, None, *ctx.params, [need_x, need_weight, False]
-            )
+        grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+            grad, x, weight, None, *ctx.params, [need_x, need_weight, False]
+        )
         # Summed in the gradient's own dtype (float accumulation, bf16
         # result under bf16): asking for float32 would first copy the whole
         # bf16 gradient (24 vs 1 ms for 512x32x30x30).
+        grad_bias = grad.sum((0, 2, 3)) if need_bias else None
+        return grad_x, grad_weight, grad_bias, None
+
+
+class _FrozenConvolution(torch.autograd.Function):
+    """A convolution whose weight does not train: keeps the weight, not the input, for backward.
+
+    Autograd's convolution keeps its input for the weight gradient even
+    when no weight gradient is wanted, as in a perceptual loss network; the
+    input gradient needs only the weight (:func:`_input_gradient`). Should
+    the weight require gradients after all (``torch.func`` over the
+    weights), the input is kept and its gradient computed. The backward is
+    itself differentiable: double backward and ``torch.func.grad`` work.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, weight, bias, params):
+        device = x.device.type
+        dtype = autocast_dtype(device)
+        if dtype is not None:
+            # What autocast does for a convolution: compute in its dtype.
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+        with torch.autocast(device, enabled=False):
+            return torch.ops.aten.convolution(x, weight, bias, *params)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, _, params = inputs
+        ctx.params, ctx.x_size = params, x.shape[2:]
+        ctx.save_for_backward(weight, x if weight.requires_grad else None)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, x = ctx.saved_tensors
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        weight = weight.to(grad.dtype)  # the dtype the forward computed in
+        grad_x = _input_gradient(grad, weight, ctx.x_size, ctx.params) if need_x else None
+        grad_weight = None
+        if need_weight:
+            grad_weight = torch.ops.aten.convolution_backward(
+                grad, x.to(grad.dtype), weight, None, *ctx.params, [False, True, False]
+            )[1]
         grad_bias = grad.sum((0, 2, 3)) if need_bias else None
         return grad_x, grad_weight, grad_bias, None
 

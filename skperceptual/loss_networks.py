@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._frozen import FrozenModule
+from ._model import _apply
 
 #: How a network's feature stack is found in the torchvision model:
 #: ``container`` is the attribute holding it (``"features"``) or None when
@@ -522,7 +523,6 @@ class LossNetwork(nn.Module):
     def forward(self, x):
         """Return the squashed features at each cut, in the order of ``cuts``."""
         # Imported here: perceptual.py imports this module.
-        from ._model import _apply
         from .perceptual import _space_to_depth_conv, _space_to_depth_pays
 
         h = (x - self.mean) / self.std if self.normalize else x

@@ -241,7 +241,7 @@ class PerceptualLoss(nn.Module):
         if self.normalize:
             x = (x - self.mean) / self.std
         net = self.net
-        if isinstance(net, nn.Sequential) and len(net) and _space_to_depth_pays(net[0]):
+        if type(net) is nn.Sequential and not _has_hooks(net) and len(net) and _space_to_depth_pays(net[0]):
             dtype = autocast_dtype(x.device.type)
             if dtype is not None:
                 # The convolution would cast anyway: casting first halves
@@ -249,9 +249,9 @@ class PerceptualLoss(nn.Module):
                 # skips autocast's own copy. Bit-identical.
                 x = x.to(dtype)
             x = _space_to_depth_conv(net[0], x)
-            net = net[1:]
+            net = net[1:]  # a plain Sequential: slicing makes another
         # Convolutions through _conv: on the CPU a frozen one keeps no copy
-        # of its input for the backward pass.
+        # of its input for the backward pass (_FrozenConvolution).
         return torch.sigmoid(_run(net, x))
 
     def forward(self, x_hat, x):

@@ -244,3 +244,84 @@ def test_hooked_first_layer_of_the_loss_network_is_called():
     net[0].register_forward_hook(lambda module, args, out: calls.append(out.shape))
     PerceptualLoss(net).features(torch.rand(2, 3, 64, 64))
     assert calls == [torch.Size([2, 64, 15, 15])]
+
+
+def test_frozen_convolution_bias_and_bf16_gradients():
+    # A trainable bias on a frozen weight still gets its gradient, and under
+    # bf16 autocast the input gradient is the module's own.
+    layer = torch.nn.Conv2d(3, 4, 3, stride=2).requires_grad_(False)
+    layer.bias.requires_grad_(True)
+    x = torch.randn(5, 3, 9, 9, requires_grad=True)
+    for autocast in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out, want = _conv(layer, x), layer(x)
+        grad = torch.randn_like(out)
+        got = torch.autograd.grad(out, [x, layer.bias], grad)
+        expected = torch.autograd.grad(want, [x, layer.bias], grad)
+        for g, w in zip(got, expected):
+            assert g.dtype == w.dtype
+            torch.testing.assert_close(g, w, rtol=1e-2 if autocast else 1e-5, atol=1e-2 if autocast else 1e-5)
+
+
+def test_perceptual_loss_supports_double_backward_and_torch_func():
+    # The loss network's frozen convolutions keep the loss twice
+    # differentiable (gradient penalties) and usable under torch.func.
+    from skperceptual.perceptual import PerceptualLoss, load_perceptual_net
+
+    torch.manual_seed(0)
+    loss = PerceptualLoss(load_perceptual_net(weights=None))
+    x = torch.rand(2, 3, 64, 64)
+    x_hat = torch.rand(2, 3, 64, 64, requires_grad=True)
+    (grad,) = torch.autograd.grad(loss(x_hat, x), x_hat, create_graph=True)
+    (second,) = torch.autograd.grad(grad.square().sum(), x_hat)
+    assert second.abs().sum() > 0
+    torch.testing.assert_close(torch.func.grad(lambda a: loss(a, x))(x_hat.detach()), grad.detach())
+
+
+def test_frozen_convolution_weight_gradient_when_asked():
+    # torch.func over the weights of a frozen layer: the weight is
+    # differentiated after all, so its input must have been kept.
+    from skperceptual._model import _FrozenConvolution
+
+    layer = torch.nn.Conv2d(3, 4, 3, stride=2).requires_grad_(False)
+    x = torch.randn(2, 3, 9, 9)
+    params = (layer.stride, layer.padding, layer.dilation, False, (0, 0), layer.groups)
+
+    def ours(weight, bias):
+        return _FrozenConvolution.apply(x, weight, bias, params).square().sum()
+
+    def module(weight, bias):
+        return torch.func.functional_call(layer, {"weight": weight, "bias": bias}, (x,)).square().sum()
+
+    got = torch.func.grad(ours, argnums=(0, 1))(layer.weight, layer.bias)
+    want = torch.func.grad(module, argnums=(0, 1))(layer.weight, layer.bias)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_backward_hooks_subclasses_and_custom_sequentials_keep_the_module_call():
+    from skperceptual._model import _run
+
+    fired = []
+    conv = torch.nn.Conv2d(3, 4, 3).requires_grad_(False)
+    conv.register_full_backward_hook(lambda module, grad_in, grad_out: fired.append(1))
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    _run(torch.nn.Sequential(conv), x).sum().backward()
+    assert fired == [1]
+
+    class Doubled(torch.nn.Conv2d):
+        def forward(self, h):
+            return 2 * super().forward(h)
+
+    doubled = Doubled(3, 4, 3)
+    torch.testing.assert_close(_run(torch.nn.Sequential(doubled), x), doubled(x))
+
+    class Named(torch.nn.Sequential):
+        def __init__(self):
+            super().__init__(torch.nn.Conv2d(3, 4, 3))
+
+        def forward(self, h):
+            return super().forward(h) + 1
+
+    named = Named()
+    torch.testing.assert_close(_run(named, x), named(x))
