@@ -7,6 +7,8 @@ Usage::
     # the issue-11 table in short commands (a shared machine), accumulated in fit.json:
     python benchmarks/run.py --only-fit --reps 1 --losses pixel --results fit.json --skip-memory
     python benchmarks/run.py --only-fit --skip-fit --results fit.json
+    # the issue-11 table on a GPU (the memory table is about CPU RAM):
+    python benchmarks/run.py --only-fit --skip-memory --device cuda --reps 5
 
 Every comparison is measured inside one process, alternating the contenders
 repetition by repetition, and reports median (min-max): shared machines are
@@ -113,10 +115,10 @@ def flop_floor(size):
 
 
 # ----------------------------------------------------------- our fit, bare loop
-def fit_ours(X, batch, loss, validation=0.2, **params):
+def fit_ours(X, batch, loss, validation=0.2, device="cpu", **params):
     ae = PerceptualAETransformer(
         z_dim=64, max_epochs=1, batch_size=batch, loss=loss, perceptual_weights=WEIGHTS,
-        validation_fraction=validation, patience=None, device="cpu", random_state=0, **params,
+        validation_fraction=validation, patience=None, device=device, random_state=0, **params,
     )
     ae.fit(X)
     # Train + validation images per second, as the reference is counted.
@@ -168,7 +170,7 @@ class _RefAE(nn.Module):
         return ae.decoder(ae.decoder_input(mu).view(-1, *ae._seed_shape)), mu, mu, logvar
 
 
-def fit_reference(X, batch, loss, validation=0.2):
+def fit_reference(X, batch, loss, validation=0.2, device="cpu"):
     """Re-creation of the reference's ``train_autoencoder``: one epoch + validation.
 
     Mirrors the structure of ``VAE.py`` / ``utility.py`` in
@@ -178,17 +180,19 @@ def fit_reference(X, batch, loss, validation=0.2):
     layers, default Adam, ``zero_grad`` + ``loss.item()`` every batch, a
     perceptual net ending in a Sigmoid whose target branch runs with autograd
     on, and a validation epoch in eval mode that also calls ``backward``.
-    Returns train + validation images per second.
+    On CUDA, each batch is copied to the GPU as the reference does
+    (``.cuda()`` per batch, no pinned memory). Returns train + validation
+    images per second.
     """
     torch.manual_seed(0)
     start = time.perf_counter()
     data = torch.from_numpy(X).float().div(255)  # whole float32 copy, as they do
     n_valid = max(1, round(validation * len(data)))
     train, valid = data[n_valid:], data[:n_valid]
-    model = _RefAE(X.shape[2])
+    model = _RefAE(X.shape[2]).to(device)
     opt = torch.optim.Adam(model.parameters())
     if loss == "perceptual":
-        p = nn.Sequential(*load_perceptual_net(weights=WEIGHTS), nn.Sigmoid())
+        p = nn.Sequential(*load_perceptual_net(weights=WEIGHTS), nn.Sigmoid()).to(device)
 
         def criterion(output, x):
             return F.mse_loss(p(output[0]).flatten(1), p(x).flatten(1))
@@ -200,12 +204,15 @@ def fit_reference(X, batch, loss, validation=0.2):
     for part, training in ((train, True), (valid, False)):
         model.train(training)
         for x, y in DataLoader(TensorDataset(part, part), batch_size=batch, shuffle=True):
+            x, y = x.to(device), y.to(device)
             opt.zero_grad()
             lo = criterion(model(x), y)
             lo.item()
             lo.backward()  # in validation too, as the reference does
             if training:
                 opt.step()
+    if device != "cpu":
+        torch.cuda.synchronize()  # lo.item() already waits each batch; to be sure
     return len(data) / (time.perf_counter() - start)
 
 
@@ -241,18 +248,22 @@ def measure_fit(args):
     """Time the issue-11 contenders, alternating them repetition by repetition."""
     X = lunar_frames(args.n_fit, 64)
     contenders = [key for key in FIT_CONTENDERS if key[1] in args.losses]
+    if args.device != "cpu":
+        # The glibc setting matters for CPU tensors only.
+        contenders = [key for key in contenders if key[0] != "ref_retain"]
     res = {key: [] for key in contenders}
     for _ in range(args.reps):
         for kind, loss in contenders:
             if kind == "ref":
-                res[kind, loss].append(fit_reference(X, args.batch, loss))
+                res[kind, loss].append(fit_reference(X, args.batch, loss, device=args.device))
             elif kind == "ref_retain":
                 # How much the reference itself would gain from the glibc
                 # setting our fit applies (skperceptual._allocator).
                 with retain_freed_memory():
                     res[kind, loss].append(fit_reference(X, args.batch, loss))
             else:
-                res[kind, loss].append(fit_ours(X, args.batch, loss, precision=kind)[0])
+                res[kind, loss].append(
+                    fit_ours(X, args.batch, loss, device=args.device, precision=kind)[0])
     return res
 
 
@@ -280,7 +291,7 @@ def section_fit(args, res):
     ae_macs, p_macs, floor, floor_cached = flop_floor(size)
     args.fit_table = res
     reps = min(len(v) for v in res.values())
-    sec = (f"1. fit {size}x{size}, batch {args.batch}, n={args.n_fit} (20% validation), "
+    sec = (f"1. fit {size}x{size} on {args.device}, batch {args.batch}, n={args.n_fit} (20% validation), "
            f"1 epoch, train+valid img/s, median (min–max) of {reps}")
     for loss in ("pixel", "perceptual"):
         for kind, label in (("ref", "reference re-creation"), ("fp32", "skperceptual fp32"),
@@ -477,6 +488,8 @@ def main():
                         "across commands (to keep each timing command short)")
     parser.add_argument("--skip-fit", action="store_true", help="no new fit timings (use --results)")
     parser.add_argument("--skip-memory", action="store_true", help="no memory run (use --results)")
+    parser.add_argument("--device", default="cpu",
+                        help="device of the fit table (e.g. cuda); the other sections stay on the CPU")
     args = parser.parse_args()
     if args.quick:
         args.reps, args.batch, args.n_fit, args.n_transform = 1, 64, 320, 1024
