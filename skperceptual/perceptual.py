@@ -242,12 +242,6 @@ class PerceptualLoss(nn.Module):
             x = (x - self.mean) / self.std
         net = self.net
         if type(net) is nn.Sequential and not _has_hooks(net) and len(net) and _space_to_depth_pays(net[0]):
-            dtype = autocast_dtype(x.device.type)
-            if dtype is not None:
-                # The convolution would cast anyway: casting first halves
-                # the bytes that padding and space-to-depth copy, and
-                # skips autocast's own copy. Bit-identical.
-                x = x.to(dtype)
             x = _space_to_depth_conv(net[0], x)
             net = net[1:]  # a plain Sequential: slicing makes another
         # Convolutions through _conv: on the CPU a frozen one keeps no copy
@@ -290,6 +284,12 @@ def _space_to_depth_conv(conv, x):
     input gradient) about twice as fast as AlexNet's 3-channel 11x11
     stride-4 one; measured in benchmarks/.
     """
+    dtype = autocast_dtype(x.device.type)
+    if dtype is not None:
+        # The convolution would cast anyway: casting first halves the bytes
+        # that padding and space-to-depth copy, and skips autocast's own
+        # copy. Bit-identical.
+        x = x.to(dtype)
     stride, (kernel_h, kernel_w) = conv.stride[0], conv.kernel_size
     pad_h, pad_w = conv.padding
     n_out, n_in = conv.weight.shape[:2]
