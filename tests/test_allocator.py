@@ -1,4 +1,4 @@
-"""retain_freed_memory: glibc reuses freed blocks while a fit or transform runs."""
+"""retain_freed_memory: glibc reuses freed blocks while a fit runs."""
 
 import ctypes
 
