@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._model import ConvAutoencoder
+from ._mse import mse_loss
 from .loss_networks import squash
 
 #: Side of the largest seed map the feature head starts from; larger
@@ -202,4 +203,4 @@ class FeaturePredictionLoss(nn.Module):
 
     def forward(self, predicted, x):
         (target,) = self.network.targets(x)
-        return F.mse_loss(squash(predicted, self.network.squash), target)
+        return mse_loss(squash(predicted, self.network.squash), target)

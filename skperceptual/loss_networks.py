@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from ._frozen import FrozenModule
 from ._model import _apply
+from ._mse import mse_loss
 
 #: How a network's feature stack is found in the torchvision model:
 #: ``container`` is the attribute holding it (``"features"``) or None when
@@ -522,14 +523,10 @@ class LossNetwork(nn.Module):
 
     def forward(self, x):
         """Return the squashed features at each cut, in the order of ``cuts``."""
-        # Imported here: perceptual.py imports this module.
-        from .perceptual import _space_to_depth_conv, _space_to_depth_pays
-
         h = (x - self.mean) / self.std if self.normalize else x
         taken, wanted = {}, set(self.cuts)
         for i, module in enumerate(self.stack, start=1):
-            # The same first-layer speed-up as PerceptualLoss (same values).
-            h = _space_to_depth_conv(module, h) if i == 1 and _space_to_depth_pays(module) else _apply(module, h)
+            h = _apply(module, h)
             if i in wanted:
                 nxt = self.stack[i] if i < len(self.stack) else None
                 # An in-place module next (AlexNet's and VGG's ReLUs) would
@@ -568,4 +565,4 @@ class MultiLayerPerceptualLoss(nn.Module):
     def forward(self, x_hat, x):
         targets = self.network.targets(x)
         predictions = self.network(x_hat)
-        return sum(w * F.mse_loss(p, t) for w, p, t in zip(self.weights, predictions, targets))
+        return sum(w * mse_loss(p, t) for w, p, t in zip(self.weights, predictions, targets))

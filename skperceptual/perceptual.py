@@ -11,10 +11,9 @@ import os
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ._layout import space_to_depth
-from ._model import _conv2d, _has_hooks, _run, autocast_dtype
+from ._model import _run
+from ._mse import mse_loss
 from .loss_networks import (
     _IMAGENET_MEAN,
     _IMAGENET_STD,
@@ -240,82 +239,19 @@ class PerceptualLoss(nn.Module):
         """Return ``sigmoid(p(x))``, the squashed features compared by the loss."""
         if self.normalize:
             x = (x - self.mean) / self.std
-        net = self.net
-        if type(net) is nn.Sequential and not _has_hooks(net) and len(net) and _space_to_depth_pays(net[0]):
-            x = _space_to_depth_conv(net[0], x)
-            net = net[1:]  # a plain Sequential: slicing makes another
         # Convolutions through _conv: on the CPU a frozen one keeps no copy
-        # of its input for the backward pass (_FrozenConvolution).
-        return torch.sigmoid(_run(net, x))
+        # of its input for the backward pass, and a strided first layer gets
+        # its input gradient through space-to-depth (_FrozenConvolution).
+        return torch.sigmoid(_run(self.net, x))
 
     def forward(self, x_hat, x):
         with torch.no_grad():
             target = self.features(x)
-        return F.mse_loss(self.features(x_hat), target)
-
-
-def _space_to_depth_pays(module):
-    """Whether ``module`` is a strided convolution of a few-channel image.
-
-    Such a first layer (AlexNet's 11x11 stride-4, ResNet's 7x7 stride-2)
-    keeps oneDNN on a slow path, above all for the input gradient that the
-    perceptual loss backpropagates through it.
-    """
-    return (
-        type(module) is nn.Conv2d
-        and not _has_hooks(module)  # a hook must see the module run
-        and module.in_channels <= 4
-        and module.groups == 1
-        and module.dilation == (1, 1)
-        and module.padding_mode == "zeros"
-        and isinstance(module.padding, tuple)
-        and module.stride[0] == module.stride[1] > 1
-    )
-
-
-def _space_to_depth_conv(conv, x):
-    """Compute ``conv(x)`` as a stride-1 convolution of a space-to-depth image.
-
-    The (zero-padded) image is cut into ``s x s`` blocks, one block per
-    pixel stacked along the channels (:func:`space_to_depth`), and the kernel is
-    zero-padded to a multiple of the stride and rearranged the same way. The
-    result is the same sum of products (plus exact zeros), but a
-    ``C*s*s``-channel stride-1 convolution, which oneDNN runs (forward and
-    input gradient) about twice as fast as AlexNet's 3-channel 11x11
-    stride-4 one; measured in benchmarks/.
-    """
-    dtype = autocast_dtype(x.device.type)
-    if dtype is not None:
-        # The convolution would cast anyway: casting first halves the bytes
-        # that padding and space-to-depth copy, and skips autocast's own
-        # copy. Bit-identical.
-        x = x.to(dtype)
-    stride, (kernel_h, kernel_w) = conv.stride[0], conv.kernel_size
-    pad_h, pad_w = conv.padding
-    n_out, n_in = conv.weight.shape[:2]
-    k_h, k_w = -(-kernel_h // stride), -(-kernel_w // stride)
-    weight = F.pad(conv.weight, (0, k_w * stride - kernel_w, 0, k_h * stride - kernel_h))
-    weight = (
-        weight.view(n_out, n_in, k_h, stride, k_w, stride)
-        .permute(0, 3, 5, 1, 2, 4)  # to space_to_depth's channel order: dy, dx, c
-        .reshape(n_out, n_in * stride * stride, k_h, k_w)
-    )
-    height, width = x.shape[2] + 2 * pad_h, x.shape[3] + 2 * pad_w
-    out_h, out_w = (height - kernel_h) // stride + 1, (width - kernel_w) // stride + 1
-    # Pad the far sides up to whole blocks; the extra rows only reach
-    # outputs beyond (out_h, out_w), which are cropped.
-    extra_h, extra_w = -height % stride, -width % stride
-    x = F.pad(x, (pad_w, pad_w + extra_w, pad_h, pad_h + extra_h))
-    out = _conv2d(space_to_depth(x, stride), weight, conv.bias)
-    if out.shape[2:] == (out_h, out_w):
-        # Even a slice that keeps everything costs a zero-fill and a copy
-        # of the full gradient in backward.
-        return out
-    return out[:, :, :out_h, :out_w]
+        return mse_loss(self.features(x_hat), target)
 
 
 class PixelLoss(nn.Module):
     """Pixel-wise MSE between a reconstruction and its input, both in [0, 1]."""
 
     def forward(self, x_hat, x):
-        return F.mse_loss(x_hat, x)
+        return mse_loss(x_hat, x)

@@ -115,9 +115,9 @@ def test_invalid_performance_options_raise(images, params):
 @pytest.mark.parametrize("size", [(64, 64), (67, 90)])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_space_to_depth_first_conv_matches_plain_network(name, layer, size, channels_last):
-    # PerceptualLoss runs the strided first convolution as a stride-1
-    # convolution of a space-to-depth image: the same features and the
-    # same input gradient as the plain network, up to float rounding.
+    # PerceptualLoss computes the strided first convolution's input
+    # gradient through a space-to-depth image: the plain network's
+    # features, and its input gradient up to float rounding.
     from skperceptual.perceptual import PerceptualLoss, load_perceptual_net
 
     torch.manual_seed(0)
@@ -131,6 +131,59 @@ def test_space_to_depth_first_conv_matches_plain_network(name, layer, size, chan
     (grad_got,) = torch.autograd.grad(got.square().sum(), x)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grad_got, grad_expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, size",
+    [(11, 4, 2, (64, 64)), (11, 4, 2, (67, 90)), (7, 2, 3, (33, 30)), (3, 2, 0, (17, 16)), (5, 3, 1, (20, 23))],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frozen_strided_convolution_matches_the_module(kernel, stride, padding, size, channels_last):
+    # A frozen strided convolution of a few-channel image runs its plain
+    # forward and gets its input gradient through space-to-depth, whatever
+    # the kernel, stride, padding and image size (partial blocks, cropped
+    # outputs): the module's own values up to float rounding.
+    from skperceptual._model import _conv, _space_to_depth_pays
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    layer = torch.nn.Conv2d(3, 8, kernel, stride, padding).requires_grad_(False).to(memory_format=fmt)
+    params = (layer.stride, layer.padding, layer.dilation, False, (0, 0), layer.groups)
+    assert _space_to_depth_pays(layer.weight, params)
+    x = torch.rand(2, 3, *size).contiguous(memory_format=fmt).requires_grad_()
+    out, want = _conv(layer, x), layer(x)
+    assert torch.equal(out, want)
+    grad = torch.randn_like(out)
+    (got,) = torch.autograd.grad(out, x, grad)
+    (expected,) = torch.autograd.grad(want, x, grad)
+    assert got.shape == x.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mse_loss_matches_torch_and_keeps_the_gradient_channels_last(channels_last, dtype):
+    # F.mse_loss's gradient comes back NCHW even for channels-last inputs,
+    # which slows every elementwise backward after it; ours keeps the
+    # input's layout with the same values, under autocast too.
+    from skperceptual._mse import mse_loss
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    a = torch.rand(4, 3, 8, 8, dtype=dtype).contiguous(memory_format=fmt).requires_grad_()
+    b = torch.rand(4, 3, 8, 8, dtype=dtype).contiguous(memory_format=fmt)
+    for autocast in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            ours, stock = mse_loss(a, b), torch.nn.functional.mse_loss(a, b)
+        assert ours.dtype == stock.dtype
+        assert torch.equal(ours, stock)
+        (got,) = torch.autograd.grad(ours, a, create_graph=True)
+        (want,) = torch.autograd.grad(stock, a, create_graph=True)
+        assert got.dtype == dtype and torch.equal(got, want)
+        assert got.is_contiguous(memory_format=fmt)
+        # Twice differentiable, as F.mse_loss is.
+        (second,) = torch.autograd.grad(got.sum(), a)
+        torch.testing.assert_close(second, torch.autograd.grad(want.sum(), a)[0])
 
 
 def test_adam_is_fused_unless_the_user_chose(images):

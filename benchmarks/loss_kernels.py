@@ -1,0 +1,124 @@
+"""The perceptual loss's kernels, each against the alternative it replaced.
+
+Usage::
+
+    python benchmarks/loss_kernels.py                 # batch 512, 9 repetitions
+    python benchmarks/loss_kernels.py --batch 64 --reps 2
+
+On AlexNet's first convolution (11x11, stride 4, 3 channels, 64x64 images)
+in float32 and bf16, and on the loss's backward, it times:
+
+- the forward, plain against a stride-1 convolution of a space-to-depth
+  image (what the loss network ran before; ``_model._space_to_depth_pays``);
+- the input gradient, oneDNN's transposed convolution against the
+  space-to-depth one (``_model._space_to_depth_input_gradient``);
+- the whole perceptual loss's backward with ``F.mse_loss``, whose gradient
+  comes back NCHW, against ``_mse.mse_loss``, which keeps it channels-last.
+
+Contenders alternate within each repetition; each line prints the median
+(min-max) in ms.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.nn import functional as F
+
+import skperceptual.perceptual as perceptual
+from skperceptual._allocator import retain_freed_memory
+from skperceptual._layout import space_to_depth
+from skperceptual._model import _space_to_depth_input_gradient
+
+
+def space_to_depth_forward(conv, x):
+    """``conv(x)`` as a stride-1 convolution of the padded image's ``s x s`` blocks."""
+    stride, (pad, _), kernel = conv.stride[0], conv.padding, conv.kernel_size[0]
+    k = -(-kernel // stride)
+    weight = F.pad(conv.weight, (0, k * stride - kernel, 0, k * stride - kernel))
+    n_out, n_in = weight.shape[:2]
+    weight = weight.view(n_out, n_in, k, stride, k, stride).permute(0, 3, 5, 1, 2, 4)
+    weight = weight.reshape(n_out, n_in * stride * stride, k, k)
+    padded = x.shape[2] + 2 * pad
+    x = F.pad(x, (pad, pad + (-padded % stride), pad, pad + (-padded % stride)))
+    out = F.conv2d(space_to_depth(x, stride), weight.to(x.dtype), conv.bias.to(x.dtype))
+    size = (padded - kernel) // stride + 1
+    return out[:, :, :size, :size]
+
+
+def timed(contenders, reps):
+    """Median, min and max ms of each contender, alternating them each repetition."""
+    times = {name: [] for name in contenders}
+    for rep in range(reps + 1):  # the first round warms oneDNN's kernel caches up
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            if rep:
+                times[name].append(1e3 * (time.perf_counter() - start))
+    return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
+
+
+def report(title, results):
+    print(title)
+    for name, (med, lo, hi) in results.items():
+        print(f"  {name:<32} {med:7.1f} ms ({lo:.1f}-{hi:.1f})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--reps", type=int, default=9)
+    args = parser.parse_args()
+    cl = torch.channels_last
+    torch.manual_seed(0)
+    net = perceptual.load_perceptual_net(weights=None).to(memory_format=cl)
+    conv = net[0]
+    params = (conv.stride, conv.padding, conv.dilation, False, (0, 0), conv.groups)
+    x = torch.rand(args.batch, 3, 64, 64).contiguous(memory_format=cl)
+    torch.testing.assert_close(space_to_depth_forward(conv, x), conv(x), rtol=1e-4, atol=1e-4)
+
+    with retain_freed_memory(), torch.no_grad():
+        for dtype in (torch.float32, torch.bfloat16):
+            xd, weight = x.to(dtype), conv.weight.to(dtype)
+            grad = torch.rand(args.batch, 64, 15, 15, dtype=dtype).contiguous(memory_format=cl)
+            name = str(dtype).removeprefix("torch.")
+            report(f"AlexNet conv1 forward, {name}, batch {args.batch}", timed({
+                "plain": lambda: F.conv2d(xd, weight, conv.bias.to(dtype), 4, 2),
+                "space-to-depth": lambda: space_to_depth_forward(conv, xd),
+            }, args.reps))
+            # (15 - 1) * 4 - 2 * 2 + 11 = 63 rows: one more to reach 64.
+            report(f"AlexNet conv1 input gradient, {name}, batch {args.batch}", timed({
+                "transposed convolution": lambda: F.conv_transpose2d(grad, weight, None, 4, 2, 1),
+                "space-to-depth": lambda: _space_to_depth_input_gradient(grad, weight, (64, 64), params),
+            }, args.reps))
+
+    loss = perceptual.PerceptualLoss(net)
+    target = torch.rand_like(x)
+
+    def backward(mse):
+        def run():
+            perceptual.mse_loss = mse
+            x_hat = x.clone().requires_grad_()
+            value = loss(x_hat, target)
+            start = time.perf_counter()
+            value.backward()
+            return time.perf_counter() - start
+        return run
+
+    ours = perceptual.mse_loss
+    contenders = {"F.mse_loss (NCHW gradient)": backward(F.mse_loss), "_mse.mse_loss": backward(ours)}
+    times = {name: [] for name in contenders}
+    with retain_freed_memory():
+        for rep in range(args.reps + 1):
+            for name, fn in contenders.items():
+                elapsed = fn()
+                if rep:
+                    times[name].append(1e3 * elapsed)
+    perceptual.mse_loss = ours
+    report(f"perceptual loss backward, float32, batch {args.batch}, channels-last",
+           {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()})
+
+
+if __name__ == "__main__":
+    main()
