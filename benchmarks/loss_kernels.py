@@ -12,8 +12,10 @@ in float32 and bf16, and on the loss's backward, it times:
   image (what the loss network ran before; ``_model._space_to_depth_pays``);
 - the input gradient, oneDNN's transposed convolution against the
   space-to-depth one (``_model._space_to_depth_input_gradient``);
-- the whole perceptual loss's backward with ``F.mse_loss``, whose gradient
-  comes back NCHW, against ``_mse.mse_loss``, which keeps it channels-last.
+- the whole perceptual loss (both branches' forward and the backward) with
+  ``F.mse_loss``, whose gradient comes back NCHW, against
+  ``_mse.mse_loss``, which keeps it channels-last, and then with max
+  pooling before the first ReLU (``_model._pools_first``).
 
 Contenders alternate within each repetition; each line prints the median
 (min-max) in ms.
@@ -29,6 +31,7 @@ from torch.nn import functional as F
 import skperceptual.perceptual as perceptual
 from skperceptual._allocator import retain_freed_memory
 from skperceptual._layout import space_to_depth
+from skperceptual import _model
 from skperceptual._model import _space_to_depth_input_gradient
 
 
@@ -96,28 +99,22 @@ def main():
     loss = perceptual.PerceptualLoss(net)
     target = torch.rand_like(x)
 
-    def backward(mse):
+    def step(mse, pool_first):
         def run():
             perceptual.mse_loss = mse
+            _model._pools_first = pools_first if pool_first else lambda relu, pool: False
             x_hat = x.clone().requires_grad_()
-            value = loss(x_hat, target)
-            start = time.perf_counter()
-            value.backward()
-            return time.perf_counter() - start
+            loss(x_hat, target).backward()
         return run
 
-    ours = perceptual.mse_loss
-    contenders = {"F.mse_loss (NCHW gradient)": backward(F.mse_loss), "_mse.mse_loss": backward(ours)}
-    times = {name: [] for name in contenders}
+    ours, pools_first = perceptual.mse_loss, _model._pools_first
     with retain_freed_memory():
-        for rep in range(args.reps + 1):
-            for name, fn in contenders.items():
-                elapsed = fn()
-                if rep:
-                    times[name].append(1e3 * elapsed)
-    perceptual.mse_loss = ours
-    report(f"perceptual loss backward, float32, batch {args.batch}, channels-last",
-           {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()})
+        report(f"perceptual loss, forward and backward, float32, batch {args.batch}, channels-last", timed({
+            "F.mse_loss (NCHW gradient)": step(F.mse_loss, False),
+            "_mse.mse_loss": step(ours, False),
+            "_mse.mse_loss, pooling first": step(ours, True),
+        }, args.reps))
+    perceptual.mse_loss, _model._pools_first = ours, pools_first
 
 
 if __name__ == "__main__":

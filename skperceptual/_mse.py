@@ -8,8 +8,8 @@ elementwise kernel runs an order of magnitude slower than a matched one:
 ReLU's backward on 512x192x7x7 (AlexNet's second layer) takes 14.6 ms
 instead of 1.2 ms on this project's CPU, 22 ms instead of 2 ms on
 512x64x15x15. The transposed convolution that receives the gradient also
-reorders it first. The perceptual loss's whole backward at batch 512 takes
-52 instead of 63 ms (``python benchmarks/loss_kernels.py``).
+reorders it first. The AlexNet perceptual loss's forward and backward at
+batch 512 take 153 instead of 161 ms (``python benchmarks/loss_kernels.py``).
 """
 
 import torch

@@ -160,6 +160,28 @@ def test_frozen_strided_convolution_matches_the_module(kernel, stride, padding, 
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_relu_then_max_pool_runs_pool_first_with_the_same_values_and_gradients():
+    # _run computes AlexNet's conv-ReLU-pool as conv-pool-ReLU: the same
+    # output and input gradient bit for bit, ties and all-negative
+    # windows included (rounded inputs make many).
+    from skperceptual._model import _run
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(inplace=True), torch.nn.MaxPool2d(3, 2), torch.nn.Conv2d(8, 4, 3)
+    ).requires_grad_(False)
+    x = (torch.randn(2, 3, 20, 20) * 2).round().requires_grad_()
+    got, want = _run(net, x), net(x)
+    assert torch.equal(got, want)
+    grad = torch.randn_like(got)
+    assert torch.equal(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(want, x, grad)[0])
+    # A hook on the ReLU must see its own input: the stock order then.
+    seen = []
+    net[1].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    _run(net, x)
+    assert seen == [(2, 8, 18, 18)]
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_mse_loss_matches_torch_and_keeps_the_gradient_channels_last(channels_last, dtype):
