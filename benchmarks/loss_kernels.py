@@ -9,7 +9,7 @@ On AlexNet's first convolution (11x11, stride 4, 3 channels, 64x64 images)
 in float32 and bf16, and on the loss's backward, it times:
 
 - the forward, plain against a stride-1 convolution of a space-to-depth
-  image (what the loss network ran before; ``_model._space_to_depth_pays``);
+  image (what the loss network ran before issue 11's fifth round);
 - the input gradient, oneDNN's transposed convolution against the
   space-to-depth one (``_model._space_to_depth_input_gradient``);
 - the whole perceptual loss (both branches' forward and the backward) with
@@ -108,13 +108,15 @@ def main():
         return run
 
     ours, pools_first = perceptual.mse_loss, _model._pools_first
-    with retain_freed_memory():
-        report(f"perceptual loss, forward and backward, float32, batch {args.batch}, channels-last", timed({
-            "F.mse_loss (NCHW gradient)": step(F.mse_loss, False),
-            "_mse.mse_loss": step(ours, False),
-            "_mse.mse_loss, pooling first": step(ours, True),
-        }, args.reps))
-    perceptual.mse_loss, _model._pools_first = ours, pools_first
+    try:
+        with retain_freed_memory():
+            report(f"perceptual loss, forward and backward, float32, batch {args.batch}, channels-last", timed({
+                "F.mse_loss (NCHW gradient)": step(F.mse_loss, False),
+                "_mse.mse_loss": step(ours, False),
+                "_mse.mse_loss, pooling first": step(ours, True),
+            }, args.reps))
+    finally:
+        perceptual.mse_loss, _model._pools_first = ours, pools_first
 
 
 if __name__ == "__main__":

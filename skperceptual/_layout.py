@@ -35,7 +35,8 @@ def space_to_depth(x, s):
     [0.0, 1.0, 4.0, 5.0]
     """
     n, c, h, w = x.shape
-    if x.is_contiguous(memory_format=torch.channels_last) and c > 1:
+    # Channels-last, asked in the form vmap supports (torch.func).
+    if x.permute(0, 2, 3, 1).is_contiguous() and c > 1:
         blocks = x.permute(0, 2, 3, 1).reshape(n, h // s, s, w // s, s, c)
         out = blocks.permute(0, 1, 3, 2, 4, 5).reshape(n, h // s, w // s, s * s * c)
         return out.permute(0, 3, 1, 2)
@@ -64,7 +65,8 @@ def depth_to_space(x, s):
     """
     n, channels, h, w = x.shape
     c = channels // (s * s)
-    if x.is_contiguous(memory_format=torch.channels_last) and c > 1:
+    # Channels-last, asked in the form vmap supports (torch.func).
+    if x.permute(0, 2, 3, 1).is_contiguous() and c > 1:
         blocks = x.permute(0, 2, 3, 1).reshape(n, h, w, s, s, c)
         out = blocks.permute(0, 1, 3, 2, 4, 5).reshape(n, h * s, w * s, c)
         return out.permute(0, 3, 1, 2)

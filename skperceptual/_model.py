@@ -146,6 +146,7 @@ def autocast_dtype(device_type):
 def _run(layers, h):
     """Apply ``layers`` (an ``nn.Sequential``) to ``h``, convolutions through :func:`_conv`.
 
+    A ReLU that a max pool follows runs after it (:func:`_pools_first`).
     Used for the autoencoder's encoder and decoder and for a perceptual
     loss network. Any other module (e.g. the encoder wrapped by
     ``fit_decoder``'s ``FrozenModule``, which needs no gradients, or a
@@ -172,11 +173,13 @@ def _pools_first(relu, pool):
 
     ReLU is monotone, so max pooling commutes with it exactly, and so do the
     gradients: where a window's maximum is positive both orders pick the
-    same pixel, and where it is not both give zero. Pooling first leaves the
-    ReLU and its backward a quarter of the pixels (AlexNet's, VGG's and
-    ResNet's first ReLU): an AlexNet loss's forward and backward at batch
-    512 take 148 instead of 153 ms (``python benchmarks/loss_kernels.py``),
-    bit-identical. Not when a hook would see either module's input.
+    same pixel, and where it is not both give zero (at most the sign of a
+    zero differs). Pooling first leaves the ReLU and its backward a quarter
+    of the pixels (each ReLU a max pool follows: AlexNet's first, the end of
+    each VGG block, ResNet's stem): an AlexNet loss's forward and backward
+    at batch 512 take 148 instead of 153 ms (``python
+    benchmarks/loss_kernels.py``), with equal values and gradients. Not when
+    a hook would see either module's input.
     """
     return (
         type(relu) is nn.ReLU

@@ -54,7 +54,7 @@ def test_one_training_step_runs_the_loss_network_once_and_only_on_real_images():
     torch.manual_seed(0)
     stack = build_feature_stack("alexnet", 5)
     seen = []
-    # The first conv may run as a functional space-to-depth conv: hook the ReLU.
+    # Hooked on the ReLU: a hook on the first conv would change how it runs (_conv).
     stack[1].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].requires_grad))
     loss = FeaturePredictionLoss(LossNetwork(stack, (5,)))
     ae = FeaturePredictionAutoencoder(8, (64, 64), (192, 7, 7))

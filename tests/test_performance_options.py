@@ -206,6 +206,12 @@ def test_mse_loss_matches_torch_and_keeps_the_gradient_channels_last(channels_la
         # Twice differentiable, as F.mse_loss is.
         (second,) = torch.autograd.grad(got.sum(), a)
         torch.testing.assert_close(second, torch.autograd.grad(want.sum(), a)[0])
+    # Under vmap, over any dimension, like F.mse_loss.
+    batched = torch.stack([a.detach(), b], dim=2)
+    torch.testing.assert_close(
+        torch.func.vmap(mse_loss, in_dims=2)(batched, batched.flip(2)),
+        torch.func.vmap(torch.nn.functional.mse_loss, in_dims=2)(batched, batched.flip(2)),
+    )
 
 
 def test_adam_is_fused_unless_the_user_chose(images):
@@ -291,7 +297,7 @@ def test_hooked_or_same_padded_convolutions_keep_the_module_call():
 @pytest.mark.parametrize("layer", [
     torch.nn.Conv2d(3, 5, 4, stride=2, padding=1),
     torch.nn.Conv2d(4, 6, 3, stride=3, padding=2, dilation=2, groups=2),  # output padding 2
-    torch.nn.Conv2d(48, 8, 3),  # AlexNet's first layer after space-to-depth
+    torch.nn.Conv2d(48, 8, 3),  # wide and stride 1: the plain transposed convolution
 ])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_frozen_convolution_keeps_no_input_and_gives_the_same_input_gradient(layer, channels_last):
@@ -351,6 +357,12 @@ def test_perceptual_loss_supports_double_backward_and_torch_func():
     (second,) = torch.autograd.grad(grad.square().sum(), x_hat)
     assert second.abs().sum() > 0
     torch.testing.assert_close(torch.func.grad(lambda a: loss(a, x))(x_hat.detach()), grad.detach())
+    # jacrev vmaps the backward: the first layer's space-to-depth input
+    # gradient and the MSE's layout check must both work under vmap.
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        a = x_hat.detach().contiguous(memory_format=fmt)
+        jacobian = torch.func.jacrev(lambda b: loss(b, x.contiguous(memory_format=fmt)))(a)
+        torch.testing.assert_close(jacobian, grad.detach())
 
 
 def test_frozen_convolution_weight_gradient_when_asked():
