@@ -156,16 +156,28 @@ def _run(layers, h):
         # A subclass may define its own forward, and a hook must see the
         # container run.
         return layers(h)
+    for _, h in _outputs(layers, h):
+        pass
+    return h
+
+
+def _outputs(layers, h, cuts=()):
+    """Yield ``(i, layers[:i](h))`` as :func:`_run` computes them, ``i`` counting from 1.
+
+    A ReLU that a max pool follows runs after it (:func:`_pools_first`),
+    which skips the ReLU's own output: not for a ReLU whose position is in
+    ``cuts``, where a caller reads it.
+    """
     layers = list(layers)
     i = 0
     while i < len(layers):
-        if i + 1 < len(layers) and _pools_first(layers[i], layers[i + 1]):
+        if i + 1 not in cuts and i + 1 < len(layers) and _pools_first(layers[i], layers[i + 1]):
             h = layers[i](layers[i + 1](h))
             i += 2
         else:
             h = _apply(layers[i], h)
             i += 1
-    return h
+        yield i, h
 
 
 def _pools_first(relu, pool):

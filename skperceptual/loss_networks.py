@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._frozen import FrozenModule
-from ._model import _apply
+from ._model import _outputs
 from ._mse import mse_loss
 
 #: How a network's feature stack is found in the torchvision model:
@@ -525,8 +525,7 @@ class LossNetwork(nn.Module):
         """Return the squashed features at each cut, in the order of ``cuts``."""
         h = (x - self.mean) / self.std if self.normalize else x
         taken, wanted = {}, set(self.cuts)
-        for i, module in enumerate(self.stack, start=1):
-            h = _apply(module, h)
+        for i, h in _outputs(self.stack, h, cuts=wanted):
             if i in wanted:
                 nxt = self.stack[i] if i < len(self.stack) else None
                 # An in-place module next (AlexNet's and VGG's ReLUs) would

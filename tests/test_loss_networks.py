@@ -144,6 +144,24 @@ def test_several_layers_come_from_one_forward_pass_and_match_separate_cuts():
         assert torch.equal(relu2, stack[:5](x.clone()))
 
 
+def test_pooling_first_skips_a_relu_output_only_when_it_is_not_a_cut():
+    # AlexNet's conv-ReLU-pool runs as conv-pool-ReLU, which never
+    # computes the ReLU's own output; a cut there keeps the stock order.
+    from skperceptual._model import _outputs
+
+    torch.manual_seed(0)
+    stack = build_feature_stack("alexnet", 5)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert [i for i, _ in _outputs(stack, x)] == [1, 3, 4, 5]
+        assert [i for i, _ in _outputs(stack, x, cuts={2})] == [1, 2, 3, 4, 5]
+        pooled, relu2 = LossNetwork(stack, (3, 5), squash="none")(x)
+        relu1, pooled_too = LossNetwork(stack, (2, 3), squash="none")(x)
+        assert torch.equal(pooled, stack[:3](x.clone())) and torch.equal(pooled_too, pooled)
+        assert torch.equal(relu1, stack[:2](x.clone()))
+        assert torch.equal(relu2, stack[:5](x.clone()))
+
+
 @pytest.mark.parametrize("kind", ["sigmoid", "none", "unit"])
 def test_squash_options_and_the_callers_tensor_is_never_modified(kind):
     torch.manual_seed(0)
