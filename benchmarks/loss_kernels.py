@@ -32,17 +32,13 @@ import skperceptual.perceptual as perceptual
 from skperceptual._allocator import retain_freed_memory
 from skperceptual._layout import space_to_depth
 from skperceptual import _model
-from skperceptual._model import _space_to_depth_input_gradient
+from skperceptual._model import _space_to_depth_input_gradient, _space_to_depth_kernel
 
 
 def space_to_depth_forward(conv, x):
     """``conv(x)`` as a stride-1 convolution of the padded image's ``s x s`` blocks."""
     stride, (pad, _), kernel = conv.stride[0], conv.padding, conv.kernel_size[0]
-    k = -(-kernel // stride)
-    weight = F.pad(conv.weight, (0, k * stride - kernel, 0, k * stride - kernel))
-    n_out, n_in = weight.shape[:2]
-    weight = weight.view(n_out, n_in, k, stride, k, stride).permute(0, 3, 5, 1, 2, 4)
-    weight = weight.reshape(n_out, n_in * stride * stride, k, k)
+    weight = _space_to_depth_kernel(conv.weight, stride)
     padded = x.shape[2] + 2 * pad
     x = F.pad(x, (pad, pad + (-padded % stride), pad, pad + (-padded % stride)))
     out = F.conv2d(space_to_depth(x, stride), weight.to(x.dtype), conv.bias.to(x.dtype))

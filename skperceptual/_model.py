@@ -398,14 +398,8 @@ def _space_to_depth_input_gradient(grad, weight, size, params):
     the unpadded image.
     """
     stride, (pad_h, pad_w) = params[0][0], params[1]
-    n_out, n_in, kernel_h, kernel_w = weight.shape
-    k_h, k_w = -(-kernel_h // stride), -(-kernel_w // stride)
-    blocks = F.pad(weight, (0, k_w * stride - kernel_w, 0, k_h * stride - kernel_h))
-    blocks = (
-        blocks.view(n_out, n_in, k_h, stride, k_w, stride)
-        .permute(0, 3, 5, 1, 2, 4)  # to space_to_depth's channel order: dy, dx, c
-        .reshape(n_out, n_in * stride * stride, k_h, k_w)
-    )
+    blocks = _space_to_depth_kernel(weight, stride)
+    k_h, k_w = blocks.shape[2:]
     # The padded image in whole blocks; the convolution over them has
     # outputs beyond the strided one's (from the far sides' partial
     # blocks), whose gradients are zero.
@@ -417,6 +411,24 @@ def _space_to_depth_input_gradient(grad, weight, size, params):
         grad = F.pad(grad, (0, missing_w, 0, missing_h))
     padded = depth_to_space(F.conv_transpose2d(grad, blocks), stride)
     return padded[:, :, pad_h:pad_h + size[0], pad_w:pad_w + size[1]]
+
+
+def _space_to_depth_kernel(weight, stride):
+    """A stride-``stride`` convolution's kernel for the stride-1 one over space-to-depth blocks.
+
+    Zero-padded to a multiple of the stride, then each ``stride x stride``
+    block of taps stacked along the input channels in
+    :func:`~skperceptual._layout.space_to_depth`'s order ``(dy, dx, c)``:
+    ``(C_out, C_in, k, k)`` becomes ``(C_out, s*s*C_in, ceil(k/s), ceil(k/s))``.
+    """
+    n_out, n_in, kernel_h, kernel_w = weight.shape
+    k_h, k_w = -(-kernel_h // stride), -(-kernel_w // stride)
+    blocks = F.pad(weight, (0, k_w * stride - kernel_w, 0, k_h * stride - kernel_h))
+    return (
+        blocks.view(n_out, n_in, k_h, stride, k_w, stride)
+        .permute(0, 3, 5, 1, 2, 4)  # to space_to_depth's channel order: dy, dx, c
+        .reshape(n_out, n_in * stride * stride, k_h, k_w)
+    )
 
 
 def _bf16_is_slower(weight, params):
