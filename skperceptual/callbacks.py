@@ -25,7 +25,10 @@ class DivergenceGuard(Callback):
 
     Checked after every training and validation batch, so that a diverging
     fit fails within one batch instead of training on for all its epochs
-    and returning NaN embeddings.
+    and returning NaN embeddings. On CUDA a batch is checked when the next
+    one ends (the epoch's last batch when the epoch ends), so that the GPU
+    never waits for the check; the error still names the batch that
+    diverged.
 
     Parameters
     ----------
@@ -45,34 +48,96 @@ class DivergenceGuard(Callback):
 
     def on_epoch_begin(self, net, **kwargs):
         self.batch_ = 0
+        self.pending_ = None
 
     def on_batch_end(self, net, batch=None, training=None, loss=None, y_pred=None, **kwargs):
         self.batch_ = getattr(self, "batch_", 0) + 1
-        problem = None
-        loss = None if loss is None else loss.detach()
-        if loss is not None and not torch.isfinite(loss).all():
-            problem = f"the {'training' if training else 'validation'} loss is {float(loss)}"
-        elif y_pred is not None:
-            # The module returns (reconstruction, mu, logvar, ...): mu is the
-            # embedding that transform() returns.
-            mu = y_pred[1].detach()
-            top = float(mu.abs().max()) if mu.numel() else 0.0
-            if not math.isfinite(top):
-                problem = "the embeddings contain non-finite values"
-            elif top > self.max_abs_embedding:
-                problem = (
-                    f"the embeddings reached {top:.3g}, beyond the sane bound of "
-                    f"{self.max_abs_embedding:g}"
-                )
-        if problem is None:
+        values = _loss_and_largest_embedding(loss, y_pred)
+        if values is None:
             return
-        epoch = len(net.history)
+        where = (len(net.history), self.batch_, training)
+        if not self._defers(values):
+            self._check(net, where, values.tolist())
+            return
+        # On CUDA, reading the numbers now would make the CPU wait for this
+        # batch's last kernel, and the GPU would then idle while the next
+        # batch is loaded and launched. So this batch's two numbers start an
+        # asynchronous copy to the host, and the previous batch's copy is
+        # checked: waiting for it lets the GPU work on this batch meanwhile.
+        # A divergence is still caught, one batch later.
+        previous, self.pending_ = getattr(self, "pending_", None), (where, _start_copy_to_host(values))
+        if previous is not None:
+            self._check_pending(net, previous)
+
+    def on_epoch_end(self, net, **kwargs):
+        # The epoch's last batch, before anything reads its results.
+        previous, self.pending_ = getattr(self, "pending_", None), None
+        if previous is not None:
+            self._check_pending(net, previous)
+
+    @staticmethod
+    def _defers(values):
+        """Whether to check ``values`` one batch later (they live on a CUDA device)."""
+        return values.is_cuda
+
+    def _check_pending(self, net, pending):
+        where, (host_values, copied) = pending
+        if copied is not None:
+            copied.synchronize()
+        self._check(net, where, host_values.tolist())
+
+    def _check(self, net, where, values):
+        epoch, batch, training = where
+        loss, largest = values
+        if not math.isfinite(loss):
+            problem = f"the {'training' if training else 'validation'} loss is {loss}"
+        elif not math.isfinite(largest):
+            problem = "the embeddings contain non-finite values"
+        elif largest > self.max_abs_embedding:
+            problem = (
+                f"the embeddings reached {largest:.3g}, beyond the sane bound of "
+                f"{self.max_abs_embedding:g}"
+            )
+        else:
+            return
         raise FloatingPointError(
-            f"Training diverged at epoch {epoch}, batch {self.batch_}: {problem}. "
+            f"Training diverged at epoch {epoch}, batch {batch}: {problem}. "
             f"Try a lower lr than {net.lr:g} (e.g. 1e-3, Adam's usual value), and check "
             "that perceptual_weights holds finite, trained weights (a corrupt or "
             "NaN-filled file poisons the loss)."
         )
+
+
+def _loss_and_largest_embedding(loss, y_pred):
+    """A float32 tensor ``[loss, max |embedding|]`` on the batch's device, without a host sync.
+
+    A missing loss or embedding counts as 0 (nothing to check). None when
+    the batch has neither.
+    """
+    # The module returns (reconstruction, mu, logvar, ...): mu is the
+    # embedding that transform() returns.
+    mu = None if y_pred is None else y_pred[1]
+    if loss is None and mu is None:
+        return None
+    device = (loss if loss is not None else mu).device
+    zero = torch.zeros((), device=device)
+    loss = zero if loss is None else loss.detach().float().reshape(())
+    largest = zero if mu is None or not mu.numel() else mu.detach().abs().max().float()
+    return torch.stack([loss, largest])
+
+
+def _start_copy_to_host(values):
+    """Start copying ``values`` to host memory; return the copy and the event that marks it done.
+
+    For a CUDA tensor the copy lands in pinned memory and runs behind the
+    batch's kernels. A CPU tensor is its own copy, with no event.
+    """
+    if not values.is_cuda:
+        return values, None
+    host = values.to("cpu", non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied
 
 
 class EmbeddingCheckpoints(Callback):
