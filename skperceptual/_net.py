@@ -181,35 +181,42 @@ class AutoencoderNet(NeuralNet):
         """Whether batch losses reach the history as device tensors (see :meth:`run_single_epoch`)."""
         # A verbose fit shows each batch's loss in its progress bar, which
         # needs the number on the host anyway.
-        return torch.device(self.device).type == "cuda" and not self.verbose
+        on_cuda = self.device is not None and torch.device(self.device).type == "cuda"
+        return on_cuda and not self.verbose
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        """Run one training or validation epoch, as skorch does, without a host sync per batch on CUDA.
+        """Run one training or validation pass, as skorch does, without a host sync per batch on CUDA.
 
         skorch records each batch's loss with ``loss.item()``, which makes
         the CPU wait for the GPU after every batch: the next batch's data
         loading and kernel launches then cannot overlap the GPU's work. On
         CUDA (unless ``verbose``), the loss is recorded as a detached 0-dim
-        device tensor instead, and all of the epoch's losses become floats
-        with one copy when it ends, before ``on_epoch_end`` callbacks
-        average them. A callback that reads a batch's loss from the history
-        during the epoch gets that tensor. Elsewhere this is skorch's loop.
+        device tensor instead, and all of the pass's losses become floats
+        with one copy when it ends (also when it is interrupted), before
+        ``on_epoch_end`` callbacks average them. A callback that reads a
+        batch's loss from the history during the pass gets that tensor.
+        Elsewhere this is skorch's loop.
         """
         if iterator is None or not self._defers_loss_sync():
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-        losses = []
-        for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach())
-            self.history.record_batch(prefix + "_loss", losses[-1])
-            batch_size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
-            self.history.record_batch(prefix + "_batch_size", batch_size)
-            self.notify("on_batch_end", batch=batch, training=training, **step)
-        if losses:
-            rows = self.history[-1]["batches"][-len(losses):]
-            for row, value in zip(rows, torch.stack(losses).float().tolist()):
-                row[prefix + "_loss"] = value
+        rows, losses = [], []
+        try:
+            for batch in iterator:
+                self.notify("on_batch_begin", batch=batch, training=training)
+                step = step_fn(batch, **fit_params)
+                rows.append(self.history[-1]["batches"][-1])
+                losses.append(step["loss"].detach())
+                self.history.record_batch(prefix + "_loss", losses[-1])
+                batch_size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
+                self.history.record_batch(prefix + "_batch_size", batch_size)
+                self.notify("on_batch_end", batch=batch, training=training, **step)
+        finally:
+            # Floats in the history even after an interrupt (skorch's
+            # partial_fit swallows KeyboardInterrupt), so that it stays
+            # picklable and JSON-serialisable.
+            if losses:
+                for row, value in zip(rows, torch.stack(losses).tolist()):
+                    row[prefix + "_loss"] = value
         self.history.record(prefix + "_batch_count", len(losses))
 
     def train_step_single(self, batch, **fit_params):

@@ -71,6 +71,15 @@ class DivergenceGuard(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         # The epoch's last batch, before anything reads its results.
+        self._check_last(net)
+
+    def on_train_end(self, net, **kwargs):
+        # An interrupted epoch (skorch's partial_fit swallows
+        # KeyboardInterrupt) has an unchecked batch too, and its CUDA event
+        # must not stay in the callback, which would then not pickle.
+        self._check_last(net)
+
+    def _check_last(self, net):
         previous, self.pending_ = getattr(self, "pending_", None), None
         if previous is not None:
             self._check_pending(net, previous)
@@ -136,7 +145,9 @@ def _start_copy_to_host(values):
         return values, None
     host = values.to("cpu", non_blocking=True)
     copied = torch.cuda.Event()
-    copied.record()
+    # On the stream that runs the copy: that of the tensor's device, which
+    # need not be the current device.
+    copied.record(torch.cuda.current_stream(values.device))
     return host, copied
 
 

@@ -128,10 +128,11 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         built-in ones (divergence checks, early stopping, progress bar),
         e.g. :class:`~skperceptual.callbacks.EmbeddingCheckpoints` for a
         learning curve. Instances are used as given, so their fitted state
-        is readable after ``fit``. On CUDA with ``verbose=0``, a batch's loss
-        in ``net.history`` is a 0-dim device tensor until its epoch ends,
-        so that training never waits for the GPU between batches
-        (``AutoencoderNet.run_single_epoch`` in ``skperceptual._net``).
+        is readable after ``fit``. On CUDA with ``verbose=0``, a batch's
+        loss in ``net.history`` is a 0-dim device tensor until its training
+        or validation pass ends, so that training never waits for the GPU
+        between batches (``AutoencoderNet.run_single_epoch`` in
+        ``skperceptual._net``).
 
     Attributes
     ----------
