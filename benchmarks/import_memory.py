@@ -24,32 +24,32 @@ def resident_mb():
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def resident_split_mb():
-    """``(anonymous, file-backed)`` resident MB now, from ``/proc/self/status`` (Linux)."""
+def memory_mb():
+    """``(resident, anonymous, file-backed)`` MB now, from ``/proc/self/status`` (Linux)."""
     fields = {}
     with open("/proc/self/status") as f:
         for line in f:
             key, _, value = line.partition(":")
             fields[key] = value
-    return tuple(int(fields[key].split()[0]) / 2**10 for key in ("RssAnon", "RssFile"))
+    return tuple(int(fields[key].split()[0]) / 2**10 for key in ("VmRSS", "RssAnon", "RssFile"))
 
 
 def main():
     import numpy  # noqa: F401  (every stage below needs it)
 
-    start = resident_mb(), *resident_split_mb()
+    start = memory_mb()
     stages = []
 
     import torch
 
-    stages.append(("torch", (resident_mb(), *resident_split_mb())))
+    stages.append(("torch", memory_mb()))
     module = torch.nn.Linear(3, 3)
     torch.optim.Adam(module.parameters()).zero_grad()
-    stages.append(("an optimiser (imports torch._dynamo)", (resident_mb(), *resident_split_mb())))
+    stages.append(("an optimiser (imports torch._dynamo)", memory_mb()))
     import sklearn.base  # noqa: F401
     import skorch  # noqa: F401
 
-    stages.append(("scikit-learn and skorch", (resident_mb(), *resident_split_mb())))
+    stages.append(("scikit-learn and skorch", memory_mb()))
 
     cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only"
     print(f"torch {torch.__version__} ({cuda} build)")

@@ -259,6 +259,18 @@ def _has_hooks(module):
     )
 
 
+def _in_dtype(dtype, x, weight, bias):
+    """A convolution's operands in ``dtype``, as autocast casts them; unchanged for None.
+
+    The callers then run the convolution with autocast off, so that it
+    computes in this dtype (autocast's, or float32 where that is faster).
+    A missing bias stays None.
+    """
+    if dtype is None:
+        return x, weight, bias
+    return x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
+
+
 class _Convolution(torch.autograd.Function):
     """A (transposed) convolution with the forward and backward of :func:`_conv`.
 
@@ -272,9 +284,7 @@ class _Convolution(torch.autograd.Function):
         dtype = autocast_dtype(device)
         if dtype == torch.bfloat16 and _bf16_is_slower(weight, params):
             dtype = torch.float32
-        if dtype is not None:
-            # What autocast does for a convolution: compute in its dtype.
-            x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
+        x, weight, bias = _in_dtype(dtype, x, weight, bias)
         with torch.autocast(device, enabled=False):
             if _phase_pays(weight, params):
                 out = _phase_deconvolution(x, weight, bias, params[0][0])
@@ -315,11 +325,7 @@ class _FrozenConvolution(torch.autograd.Function):
     @staticmethod
     def forward(x, weight, bias, params):
         device = x.device.type
-        dtype = autocast_dtype(device)
-        if dtype is not None:
-            # What autocast does for a convolution: compute in its dtype.
-            x, weight = x.to(dtype), weight.to(dtype)
-            bias = None if bias is None else bias.to(dtype)
+        x, weight, bias = _in_dtype(autocast_dtype(device), x, weight, bias)
         with torch.autocast(device, enabled=False):
             return torch.ops.aten.convolution(x, weight, bias, *params)
 

@@ -61,13 +61,12 @@ class DivergenceGuard(Callback):
             return
         # On CUDA, reading the numbers now would make the CPU wait for this
         # batch's last kernel, and the GPU would then idle while the next
-        # batch is loaded and launched. So this batch's two numbers start an
-        # asynchronous copy to the host, and the previous batch's copy is
-        # checked: waiting for it lets the GPU work on this batch meanwhile.
-        # A divergence is still caught, one batch later.
-        previous, self.pending_ = getattr(self, "pending_", None), (where, _start_copy_to_host(values))
-        if previous is not None:
-            self._check_pending(net, previous)
+        # batch is loaded and launched. So the previous batch's numbers are
+        # checked (waiting for their copy lets the GPU work on this batch
+        # meanwhile), and this batch's start an asynchronous copy to the
+        # host. A divergence is still caught, one batch later.
+        self._check_last(net)
+        self.pending_ = (where, _start_copy_to_host(values))
 
     def on_epoch_end(self, net, **kwargs):
         # The epoch's last batch, before anything reads its results.
@@ -80,20 +79,19 @@ class DivergenceGuard(Callback):
         self._check_last(net)
 
     def _check_last(self, net):
-        previous, self.pending_ = getattr(self, "pending_", None), None
-        if previous is not None:
-            self._check_pending(net, previous)
+        """Check the batch whose values are still on their way to the host, if any."""
+        pending, self.pending_ = getattr(self, "pending_", None), None
+        if pending is None:
+            return
+        where, (host_values, copied) = pending
+        if copied is not None:
+            copied.synchronize()
+        self._check(net, where, host_values.tolist())
 
     @staticmethod
     def _defers(values):
         """Whether to check ``values`` one batch later (they live on a CUDA device)."""
         return values.is_cuda
-
-    def _check_pending(self, net, pending):
-        where, (host_values, copied) = pending
-        if copied is not None:
-            copied.synchronize()
-        self._check(net, where, host_values.tolist())
 
     def _check(self, net, where, values):
         epoch, batch, training = where
