@@ -114,9 +114,10 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         stay float32), which is faster on GPUs with tensor cores and on CPUs
         with native bf16. ``"fp16"`` is meant for CUDA, where it also scales
         the loss to keep small gradients representable. ``"auto"`` chooses
-        ``"bf16"`` where the hardware runs it natively (CUDA GPUs with bf16
-        support; CPUs with AVX512-BF16 or AMX) and ``"fp32"`` elsewhere; the
-        choice is ``net_.precision_``. Embeddings are always returned as
+        ``"bf16"`` on CPUs that run it natively (AVX512-BF16 or AMX) and
+        ``"fp32"`` elsewhere, CUDA GPUs included, where these small networks
+        trained no faster in bf16 than in fp32 (TF32); the choice is
+        ``net_.precision_``. Embeddings are always returned as
         float32.
     channels_last : bool, default=True
         Keep the autoencoder, the perceptual network and every batch in the

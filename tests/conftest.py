@@ -45,6 +45,25 @@ def skperceptual_data_home(tmp_path_factory):
         yield home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def auto_device_is_the_cpu():
+    """``device="auto"`` means the CPU in this suite, as in CI, also where a GPU is visible.
+
+    The suite checks CPU behaviour: bit-reproducible fits, exact messages,
+    equal results after a round trip. cuDNN's kernels round differently and
+    are not deterministic, so on a GPU machine ``"auto"`` would fail those
+    checks for reasons that are not bugs. tests/test_cuda.py asks for
+    ``device="cuda"`` explicitly.
+    """
+    from skperceptual import transformer
+
+    resolve = transformer.resolve_device
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transformer, "resolve_device",
+                      lambda device: resolve("cpu" if device == "auto" else device))
+        yield
+
+
 @pytest.fixture
 def alexnet_weights(skperceptual_data_home):
     """The registered ImageNet AlexNet file, which "imagenet" resolves to; skips when absent."""

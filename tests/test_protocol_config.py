@@ -104,11 +104,15 @@ _HOLD_LOCK = textwrap.dedent("""
 def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True,
-                              cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()})
+                              cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                      filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))})
     try:
         assert holder.stdout.readline().strip() == "locked"
+        # Random loss-network weights: the lock is checked whether or not
+        # this machine has the ImageNet ones.
+        smoke = load_profile("smoke", ae__perceptual_weights=None)
         with pytest.raises(RuntimeError, match=rf"Another run \(PID {holder.pid}\) is using"):
-            run_protocol(None, "smoke", out, verbose=0)
+            run_protocol(None, smoke, out, verbose=0)
         # Killed without cleaning up: its lock is stale and is taken over.
         holder.send_signal(signal.SIGKILL)
         holder.wait()
