@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from skperceptual import PerceptualAETransformer
+from skperceptual._data import PrefetchingLoader
+from skperceptual._net import as_dataset
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -56,6 +58,7 @@ def test_deferred_losses_equal_skorchs_on_cuda(images, exact_fp32, capsys):
     # one defers the losses on the device and converts them per pass.
     quiet = PerceptualAETransformer(**QUICK, device="cuda").fit(images)
     assert quiet.net_._defers_loss_sync()
+    assert isinstance(quiet.net_.get_iterator(as_dataset(images)), PrefetchingLoader)
     loud = PerceptualAETransformer(**QUICK, device="cuda", verbose=1).fit(images)
     assert not loud.net_._defers_loss_sync()
     for q, v in zip(quiet.net_.history, loud.net_.history):
