@@ -41,6 +41,7 @@ from skperceptual._allocator import retain_freed_memory  # noqa: E402
 
 
 def estimator(loss, precision, device, epochs, batch):
+    """The estimator of the benchmarks (z=64, 20% validation, no early stopping)."""
     return PerceptualAETransformer(
         z_dim=64, max_epochs=epochs, batch_size=batch, loss=loss, precision=precision,
         perceptual_weights=WEIGHTS, validation_fraction=0.2, patience=None, device=device,
@@ -56,6 +57,7 @@ def steady_fit(X, loss, precision, device, epochs, batch):
 
 
 def synchronize(device):
+    """Wait for ``device``'s queued work, so that a host clock reads its end."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -115,6 +117,7 @@ def kernel_seconds(X, loss, precision, device, batch):
 
 
 def main():
+    """Measure every loss and precision, alternating them, and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--n", type=int, default=30_000, help="images (20%% validation)")
@@ -124,6 +127,8 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--tables", action="store_true", help="print the profiler's top operators")
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch is left out of the timings")
     X = lunar_frames(args.n, args.size)
     contenders = [(loss, precision) for precision in ("fp32", "bf16") for loss in ("pixel", "perceptual")]
     fit = {key: [] for key in contenders}

@@ -56,8 +56,9 @@ class PrefetchingLoader:
     about 1.6 ms of a 7.5 ms training step. Both release the GIL, so a thread
     can prepare the next ``depth`` batches while the main thread launches the
     current one's kernels. The batches and their order are the loader's
-    own: one thread calls ``next`` on it, and the sampler's single random
-    draw per pass happens while the main thread waits for the first batch.
+    own: one thread calls ``next`` on it, and the sampler's random draw at
+    the start of a pass happens while the main thread waits for the first
+    batch, so it takes the same numbers from torch's global generator.
 
     Parameters
     ----------
@@ -75,6 +76,8 @@ class PrefetchingLoader:
     _DONE = object()
 
     def __init__(self, loader, depth=2):
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth={depth!r}: pass the number of batches to prepare ahead, at least 1.")
         self.loader = loader
         self.depth = depth
 
@@ -83,10 +86,9 @@ class PrefetchingLoader:
 
     def __iter__(self):
         batches = iter(self.loader)
-        # One worker: batches are prepared one after another, in order. A
-        # pass that stops early (an exception, a break) waits for at most
-        # ``depth`` batches in flight when the pool shuts down.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skperceptual-batches") as pool:
+        # One worker: batches are prepared one after another, in order.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skperceptual-batches")
+        try:
             ahead = deque(pool.submit(next, batches, self._DONE) for _ in range(self.depth))
             while True:
                 batch = ahead.popleft().result()
@@ -94,6 +96,10 @@ class PrefetchingLoader:
                     return
                 ahead.append(pool.submit(next, batches, self._DONE))
                 yield batch
+        finally:
+            # A pass that stops early (an exception in the training step, a
+            # Ctrl-C, a break) waits only for the batch being prepared.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def batch_loader(dataset, batch_size, shuffle=False, prefetch=False, **kwargs):

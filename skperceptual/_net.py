@@ -27,12 +27,24 @@ def resolve_precision(precision, device):
 
     ``"auto"`` is ``"bf16"`` on a CPU that computes in bf16 natively
     (AVX512-BF16 or AMX, on which oneDNN runs bf16 convolutions and matrix
-    products) and ``"fp32"`` elsewhere: on other CPUs emulated bf16 is slower
-    than fp32, and on CUDA GPUs bf16 did not pay for these small networks.
-    There cuDNN already runs fp32 convolutions on tensor cores (TF32, on
-    Ampere and newer), and on an H100 bf16 trained at 0.5-0.9x fp32's speed
-    at 64x64 and 1.0-1.2x at 96x96 (docs/benchmarks.md). Other values are
-    returned unchanged.
+    products) and ``"fp32"`` elsewhere. On other CPUs emulated bf16 is slower
+    than fp32. On CUDA GPUs cuDNN already runs fp32 convolutions on tensor
+    cores (TF32, on Ampere and newer): on an H100, bf16 trained the
+    perceptual autoencoder at 0.5-0.9x fp32's speed at 64x64 and 1.0x at
+    96x96; only the pixel loss at 96x96 gained (1.2-1.35x;
+    docs/benchmarks.md).
+
+    Parameters
+    ----------
+    precision : {"fp32", "bf16", "fp16", "auto"}
+        The estimator's ``precision`` parameter.
+    device : str or torch.device
+        The device that trains, already resolved (not ``"auto"``).
+
+    Returns
+    -------
+    precision : {"fp32", "bf16", "fp16"}
+        ``precision`` itself unless it is ``"auto"``.
 
     Examples
     --------

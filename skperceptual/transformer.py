@@ -111,13 +111,14 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"
         Arithmetic of the forward passes. ``"bf16"`` and ``"fp16"`` use
         mixed precision (:func:`torch.autocast`; weights and optimiser state
-        stay float32), which is faster on GPUs with tensor cores and on CPUs
-        with native bf16. ``"fp16"`` is meant for CUDA, where it also scales
+        stay float32). bf16 is faster on CPUs with native bf16; on a GPU,
+        whose fp32 convolutions already use tensor cores (TF32), it helped
+        only the pixel loss on 96x96 images. ``"fp16"`` is meant for CUDA, where it also scales
         the loss to keep small gradients representable. ``"auto"`` chooses
         ``"bf16"`` on CPUs that run it natively (AVX512-BF16 or AMX) and
-        ``"fp32"`` elsewhere, CUDA GPUs included, where these small networks
-        trained no faster in bf16 than in fp32 (TF32); the choice is
-        ``net_.precision_``. Embeddings are always returned as
+        ``"fp32"`` elsewhere, CUDA GPUs included, where the perceptual
+        autoencoders trained no faster in bf16 than in fp32 (TF32); the
+        choice is ``net_.precision_``. Embeddings are always returned as
         float32.
     channels_last : bool, default=True
         Keep the autoencoder, the perceptual network and every batch in the

@@ -53,7 +53,9 @@ def auto_device_is_the_cpu():
     equal results after a round trip. cuDNN's kernels round differently and
     are not deterministic, so on a GPU machine ``"auto"`` would fail those
     checks for reasons that are not bugs. tests/test_cuda.py asks for
-    ``device="cuda"`` explicitly.
+    ``device="cuda"`` explicitly. Not covered: joblib's worker processes
+    and the package's doctests when run without tests/; both check shapes
+    only.
     """
     from skperceptual import transformer
 

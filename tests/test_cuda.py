@@ -94,7 +94,7 @@ def test_mixed_precision_on_cuda(images, precision):
     assert Z.dtype == np.float32 and np.isfinite(Z).all()
 
 
-def test_fit_decoder_on_cuda_keeps_the_embedding(images):
+def test_fit_decoder_on_cuda_keeps_the_embedding(images, exact_fp32):
     ae = PerceptualAETransformer(**QUICK, loss="perceptual", device="cuda").fit(images)
     Z = ae.transform(images)
     ae.fit_decoder(images, max_epochs=2)

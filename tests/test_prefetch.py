@@ -4,6 +4,9 @@ There is no GPU in CI, so the prefetching loader is forced on the CPU, where
 a fit must come out bit for bit as without it.
 """
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -38,11 +41,32 @@ def test_prefetching_loader_raises_the_loaders_error_and_can_stop_early():
     with pytest.raises(OSError, match="disk gone"):
         next(batches)
     # A pass abandoned after one batch (an exception in the training step)
-    # shuts its thread down.
-    early = iter(PrefetchingLoader(range(100)))
+    # shuts its thread down, without preparing the batches queued behind.
+    prepared = []
+    early = iter(PrefetchingLoader(SlowRange(100, prepared)))
     assert next(early) == 0
     early.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("skperceptual-batches")]
+    assert len(prepared) <= 2  # the batch handed out and the one being prepared
     assert list(PrefetchingLoader(range(3), depth=5)) == [0, 1, 2]
+    with pytest.raises(ValueError, match="depth=0: pass the number of batches"):
+        PrefetchingLoader(range(3), depth=0)
+
+
+class SlowRange:
+    """range(n) that takes 50 ms per item and records what it produced."""
+
+    def __init__(self, n, produced):
+        self.n, self.produced = n, produced
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for i in range(self.n):
+            time.sleep(0.05)
+            self.produced.append(i)
+            yield i
 
 
 def test_a_prefetching_fit_is_bit_identical(images, monkeypatch):
