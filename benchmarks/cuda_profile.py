@@ -27,31 +27,20 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from run import WEIGHTS, lunar_frames, spread  # noqa: E402
+from run import lunar_frames, our_estimator, spread  # noqa: E402
 
-from skperceptual import PerceptualAETransformer  # noqa: E402
 from skperceptual._allocator import retain_freed_memory  # noqa: E402
-
-
-def estimator(loss, precision, device, epochs, batch):
-    """The estimator of the benchmarks (z=64, 20% validation, no early stopping)."""
-    return PerceptualAETransformer(
-        z_dim=64, max_epochs=epochs, batch_size=batch, loss=loss, precision=precision,
-        perceptual_weights=WEIGHTS, validation_fraction=0.2, patience=None, device=device,
-        random_state=0,
-    )
 
 
 def steady_fit(X, loss, precision, device, epochs, batch):
     """Images per second of the epochs after the first, and the fitted estimator."""
-    ae = estimator(loss, precision, device, epochs, batch).fit(X)
+    ae = our_estimator(batch, loss, device=device, precision=precision, max_epochs=epochs).fit(X)
     later = [row["dur"] for row in ae.history_[1:]]
     return len(X) / statistics.median(later), ae
 
@@ -101,7 +90,7 @@ def kernel_seconds(X, loss, precision, device, batch):
     """Seconds of GPU kernels and copies in a one-epoch fit, and its top operators."""
     from torch.profiler import ProfilerActivity, profile
 
-    ae = estimator(loss, precision, device, 1, batch)
+    ae = our_estimator(batch, loss, device=device, precision=precision)
     ae.fit(X[: 2 * batch])  # warm: cuDNN's first calls out of the profile
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         ae.fit(X)

@@ -29,7 +29,6 @@ It is a re-creation for timing, not their code.
 
 import argparse
 import datetime
-import math
 import os
 import platform
 import resource
@@ -117,12 +116,15 @@ def flop_floor(size):
 
 
 # ----------------------------------------------------------- our fit, bare loop
+def our_estimator(batch, loss, validation=0.2, device="cpu", **params):
+    """The estimator every benchmark times: z=64, one epoch, no early stopping; ``params`` override."""
+    defaults = dict(z_dim=64, max_epochs=1, perceptual_weights=WEIGHTS, patience=None, random_state=0)
+    return PerceptualAETransformer(**{**defaults, **params}, batch_size=batch, loss=loss,
+                                   validation_fraction=validation, device=device)
+
+
 def fit_ours(X, batch, loss, validation=0.2, device="cpu", **params):
-    ae = PerceptualAETransformer(
-        z_dim=64, max_epochs=1, batch_size=batch, loss=loss, perceptual_weights=WEIGHTS,
-        validation_fraction=validation, patience=None, device=device, random_state=0, **params,
-    )
-    ae.fit(X)
+    ae = our_estimator(batch, loss, validation, device, **params).fit(X)
     # Train + validation images per second, as the reference is counted.
     return len(X) / ae.fit_time_, ae
 

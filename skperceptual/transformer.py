@@ -113,8 +113,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         mixed precision (:func:`torch.autocast`; weights and optimiser state
         stay float32). bf16 is faster on CPUs with native bf16; on a GPU,
         whose fp32 convolutions already use tensor cores (TF32), it helped
-        only the pixel loss on 96x96 images. ``"fp16"`` is meant for CUDA, where it also scales
-        the loss to keep small gradients representable. ``"auto"`` chooses
+        only the pixel loss on 96x96 images. ``"fp16"`` is meant for CUDA,
+        where it also scales the loss to keep small gradients representable. ``"auto"`` chooses
         ``"bf16"`` on CPUs that run it natively (AVX512-BF16 or AMX) and
         ``"fp32"`` elsewhere, CUDA GPUs included, where the perceptual
         autoencoders trained no faster in bf16 than in fp32 (TF32); the
@@ -317,7 +317,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             )
         loss = LossSettings.from_estimator(self, images.shape[2:])
         module, module_params = loss.module()
-        cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
+        on_cuda = device.startswith("cuda")
+        cuda_devices = [torch.device(device)] if on_cuda else []
 
         # Seeding a forked generator keeps fits reproducible without
         # touching the caller's global torch random state.
@@ -340,11 +341,11 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 batch_size=self.batch_size,
                 iterator_train=batch_loader,
                 iterator_train__shuffle=True,
-                iterator_train__pin_memory=device.startswith("cuda"),
-                iterator_train__prefetch=device.startswith("cuda"),
+                iterator_train__pin_memory=on_cuda,
+                iterator_train__prefetch=on_cuda,
                 iterator_valid=batch_loader,
-                iterator_valid__pin_memory=device.startswith("cuda"),
-                iterator_valid__prefetch=device.startswith("cuda"),
+                iterator_valid__pin_memory=on_cuda,
+                iterator_valid__prefetch=on_cuda,
                 train_split=split,
                 callbacks=self._callbacks(validating),
                 device=device,
