@@ -33,6 +33,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--precision", default="bf16")
+    p.add_argument("--loss-precision", default=None, help="the loss network's precision (default: --precision)")
     p.add_argument("--variant", default="P. AE", choices=list(VARIANTS))
     p.add_argument("--z", type=int, default=64)
     p.add_argument("--validation-fraction", type=float, default=None,
@@ -46,6 +47,7 @@ def main(argv=None):
     loss, variational = VARIANTS[a.variant]
     ae = PerceptualAETransformer(z_dim=a.z, loss=loss, variational=variational, max_epochs=a.epochs,
                                  batch_size=a.batch, lr=a.lr, precision=a.precision,
+                                 loss_precision=a.loss_precision,
                                  validation_fraction=a.validation_fraction, patience=a.patience,
                                  device="cpu", random_state=a.seed).fit(data.autoencoder.X)
     Z_pred, Z_test = ae.transform(data.predictor.X), ae.transform(data.test.X)

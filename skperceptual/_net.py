@@ -91,6 +91,10 @@ class AutoencoderNet(NeuralNet):
         ``"fp16"`` on CUDA also scales the loss with a
         :class:`torch.amp.GradScaler` so that small gradients do not flush
         to zero.
+    loss_precision : {"fp32", "bf16", "fp16", "auto"} or None, default=None
+        Arithmetic of the criterion alone, e.g. a frozen loss network in
+        bf16 behind a float32 autoencoder. None follows ``precision``. The
+        choice is stored in ``loss_precision_`` by :meth:`initialize`.
     channels_last : bool, default=False
         Keep the module, the criterion and every batch in the
         ``torch.channels_last`` memory format, which oneDNN (CPU) and cuDNN
@@ -111,10 +115,12 @@ class AutoencoderNet(NeuralNet):
     (2, 4)
     """
 
-    def __init__(self, *args, kl_weight=0.01, precision="fp32", channels_last=False, **kwargs):
+    def __init__(self, *args, kl_weight=0.01, precision="fp32", loss_precision=None,
+                 channels_last=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.kl_weight = kl_weight
         self.precision = precision
+        self.loss_precision = loss_precision
         self.channels_last = channels_last
 
     def initialize_module(self):
@@ -142,18 +148,31 @@ class AutoencoderNet(NeuralNet):
 
     def initialize(self):
         self.precision_ = resolve_precision(self.precision, self.device)
+        loss_precision = self.precision if self.loss_precision is None else self.loss_precision
+        self.loss_precision_ = resolve_precision(loss_precision, self.device)
         super().initialize()
         # Loss scaling only matters for fp16's narrow exponent, and
         # GradScaler only exists for accelerators.
-        use_scaler = self.precision_ == "fp16" and str(self.device).startswith("cuda")
+        use_scaler = "fp16" in (self.precision_, self.loss_precision_) and str(self.device).startswith("cuda")
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         return self
 
-    def _autocast(self):
-        if self.precision_ == "fp32":
+    def _autocast(self, precision=None):
+        """The autocast region of ``precision`` (default: the module's, ``precision_``)."""
+        precision = self.precision_ if precision is None else precision
+        if precision == "fp32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision_ == "bf16" else torch.float16
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return torch.autocast(torch.device(self.device).type, dtype=dtype)
+
+    def _criterion(self, recon, x):
+        """The criterion of ``recon`` against ``x`` in ``loss_precision_``."""
+        if self.loss_precision_ != self.precision_:
+            # A reduced-precision reconstruction meets a float32 criterion's
+            # weights: autocast casts down where asked, never up.
+            recon = recon.float()
+        with self._autocast(self.loss_precision_):
+            return self.criterion_(recon, x)
 
     def _to_device_float(self, x):
         x = x.to(self.device, non_blocking=True)
@@ -177,8 +196,8 @@ class AutoencoderNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true=None, X=None, training=False):
         recon, mu, logvar, x = y_pred
+        loss = self._criterion(recon, x)
         with self._autocast():
-            loss = self.criterion_(recon, x)
             if self.module_.variational:
                 loss = loss + self.kl_weight * kl_divergence(mu.float(), logvar.float())
         # Report and backpropagate a float32 loss whatever autocast chose.
@@ -288,8 +307,8 @@ class AutoencoderNet(NeuralNet):
         for x in self._batches(dataset):
             with self._autocast():
                 recon = self.module_.decode(self.module_.encode(x)[0])
-                # Summed on the device: one host sync at the end, not per batch.
-                total = total + self.criterion_(recon, x).float() * len(x)
+            # Summed on the device: one host sync at the end, not per batch.
+            total = total + self._criterion(recon, x).float() * len(x)
             count += len(x)
         return float(total) / count
 

@@ -105,7 +105,8 @@ def test_channels_last_matches_contiguous(images, loss):
     assert a.inverse_transform(Za).shape == images.shape
 
 
-@pytest.mark.parametrize("params", [{"precision": "fp64"}, {"precision": None}, {"channels_last": "yes"}])
+@pytest.mark.parametrize("params", [{"precision": "fp64"}, {"precision": None}, {"channels_last": "yes"},
+                                    {"loss_precision": "float16"}])
 def test_invalid_performance_options_raise(images, params):
     with pytest.raises(InvalidParameterError):
         _ae(**params).fit(images)
@@ -239,6 +240,64 @@ def test_auto_precision_picks_bf16_only_with_native_support(images, monkeypatch)
     b = _ae(precision="fp32", loss="pixel").fit(images)
     assert a.net_.precision_ == "fp32"
     np.testing.assert_array_equal(a.transform(images), b.transform(images))
+
+
+def _conv_output_dtypes(ae, images):
+    """The dtypes the autoencoder's first convolution and the loss network's convolutions compute in."""
+    seen = {}
+
+    def watch(name):
+        def hook(module, inputs, output):
+            seen[name] = output.dtype  # returns None: the output is left alone
+        return hook
+
+    ae.fit(images[:8])  # builds net_; the hooks then watch a second fit's steps
+    net = ae.net_
+    hooks = [net.module_.encoder[0].register_forward_hook(watch("ae"))]
+    for i in (0, 3):  # AlexNet's two convolutions
+        hooks.append(net.criterion_.net[i].register_forward_hook(watch(f"conv{i}")))
+    net.partial_fit(images)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
+@pytest.mark.parametrize("precision, loss_precision", [("fp32", "bf16"), ("bf16", "fp32")])
+def test_loss_precision_sets_the_loss_networks_arithmetic_alone(images, precision, loss_precision):
+    ae = _ae(loss="perceptual", perceptual_weights=None, precision=precision, loss_precision=loss_precision)
+    seen = _conv_output_dtypes(ae, images)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    assert seen == {"ae": dtype[precision], "conv0": dtype[loss_precision], "conv3": dtype[loss_precision]}
+    assert (ae.net_.precision_, ae.net_.loss_precision_) == (precision, loss_precision)
+    assert np.isfinite(ae.history_[-1]["train_loss"])
+    assert ae.transform(images).dtype == np.float32
+
+
+def test_loss_precision_none_follows_precision(images):
+    seen = _conv_output_dtypes(_ae(loss="perceptual", perceptual_weights=None, precision="bf16"), images)
+    assert set(seen.values()) == {torch.bfloat16}
+    # Naming the same precision twice is the same fit, bit for bit.
+    a = _ae(loss="perceptual", perceptual_weights=None).fit(images)
+    b = _ae(loss="perceptual", perceptual_weights=None, loss_precision="fp32").fit(images)
+    assert a.net_.loss_precision_ == "fp32"
+    np.testing.assert_array_equal(a.transform(images), b.transform(images))
+
+
+def test_bf16_loss_network_changes_the_loss_by_rounding_only(images):
+    # The float32 autoencoder trained through a bf16 loss network: the
+    # same loss up to bf16 rounding of the features, not the same bits.
+    a = _ae(loss="perceptual", perceptual_weights=None, max_epochs=2).fit(images)
+    b = _ae(loss="perceptual", perceptual_weights=None, max_epochs=2, loss_precision="bf16").fit(images)
+    for row_a, row_b in zip(a.history_, b.history_):
+        assert row_a["train_loss"] != row_b["train_loss"]
+        np.testing.assert_allclose(row_b["train_loss"], row_a["train_loss"], rtol=1e-2)
+    assert a.score(images) == pytest.approx(b.score(images), rel=2e-2)
+
+
+def test_auto_loss_precision_follows_the_cpus_bf16_support(images, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    ae = _ae(loss="pixel", loss_precision="auto").fit(images)
+    assert (ae.net_.precision_, ae.net_.loss_precision_) == ("fp32", "bf16")
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -34,6 +34,7 @@ SET_VALUES = {
     "verbose": ("1", 1),
     "image_shape": ("[3, 64, 64]", [3, 64, 64]),
     "precision": ("bf16", "bf16"),
+    "loss_precision": ("bf16", "bf16"),
     "channels_last": ("false", False),
 }
 
