@@ -125,10 +125,13 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         feature-prediction losses); None follows ``precision``. With
         ``precision="fp32"``, ``loss_precision="bf16"`` keeps the
         autoencoder, its gradients and its embeddings in float32 and runs
-        only the frozen network's convolutions in bf16: on a CPU with native
-        bf16 this cut the perceptual loss's extra time over the pixel loss
-        from +26% to +18%, with the loss within 0.1% of fp32's (see
-        docs/benchmarks.md). On a GPU it is not faster. The choice is
+        only the frozen network in bf16. On a CPU with native bf16 this
+        cut a perceptual fit's extra time over a pixel fit from +26–30% to
+        +15–24%, the loss moved by 0.05% and the LunarLander head errors
+        stayed inside fp32's confidence intervals (docs/benchmarks.md).
+        Elsewhere CPUs emulate bf16 (slower), and GPUs already run float32
+        convolutions on tensor cores (TF32).
+        ``"auto"`` picks bf16 on CPUs that run it natively. The choice is
         ``net_.loss_precision_``.
     channels_last : bool, default=True
         Keep the autoencoder, the perceptual network and every batch in the
