@@ -7,6 +7,8 @@ Usage::
     # the issue-11 table in short commands (a shared machine), accumulated in fit.json:
     python benchmarks/run.py --only-fit --reps 1 --losses pixel --results fit.json --skip-memory
     python benchmarks/run.py --only-fit --skip-fit --results fit.json
+    # our perceptual overheads alone, pixel and perceptual fits back to back:
+    python benchmarks/run.py --only-fit --skip-memory --reps 8 --kinds fp32 fp32_bf16_loss
     # the issue-11 table on a GPU (the memory table is about CPU RAM):
     python benchmarks/run.py --only-fit --skip-memory --device cuda --reps 5
     # a fast GPU trains the issue's 6,000 images in a tenth of a second: also
@@ -15,9 +17,10 @@ Usage::
 Every comparison is measured inside one process, alternating the contenders
 repetition by repetition, and reports median (min-max): shared machines are
 noisy, so absolute numbers move with the load but the ratios hold better.
-Each implementation's pixel and perceptual fits run back to back, and every
-other repetition runs the contenders in reverse order, so that a ratio is
-taken between neighbouring fits and drift cancels out.
+Within one command, each implementation's pixel and perceptual fits run
+back to back, and every other repetition runs the contenders in reverse
+order, so that a ratio is taken between neighbouring fits and drift
+cancels out.
 Fit throughputs count the training and validation images of one epoch
 divided by the wall time of ``fit``, for us and for the reference alike.
 
@@ -262,7 +265,7 @@ OUR_KINDS = {
 def measure_fit(args):
     """Time the issue-11 contenders, alternating them repetition by repetition."""
     X = lunar_frames(args.n_fit, 64)
-    contenders = [key for key in FIT_CONTENDERS if key[1] in args.losses]
+    contenders = [key for key in FIT_CONTENDERS if key[1] in args.losses and key[0] in args.kinds]
     if args.device != "cpu":
         # The glibc setting matters for CPU tensors only.
         contenders = [key for key in contenders if key[0] != "ref_retain"]
@@ -312,8 +315,10 @@ def section_fit(args, res):
     """The issue-11 table: reference vs fp32 vs bf16, both losses."""
     size = 64
     ae_macs, p_macs, floor, floor_cached = flop_floor(size)
-    args.fit_table = res
     reps = min(len(v) for v in res.values())
+    # A --results file may hold more repetitions of the contenders measured
+    # before one was added: pair the latest ones, which ran together.
+    res = args.fit_table = {key: values[-reps:] for key, values in res.items()}
     sec = (f"1. fit {size}x{size} on {args.device}, batch {args.batch}, n={args.n_fit} (20% validation), "
            f"1 epoch, train+valid img/s, median (min–max) of {reps}")
     for loss in ("pixel", "perceptual"):
@@ -324,30 +329,34 @@ def section_fit(args, res):
             if (kind, loss) in res:
                 row(sec, f"{label} img/s, {loss}", spread(res[kind, loss]))
         for kind, target in (("fp32", 2.0), ("fp32_bf16_loss", 2.0), ("bf16", 3.0)):
-            if (kind, loss) in res:
+            if (kind, loss) in res and ("ref", loss) in res:
                 ratios = [a / b for a, b in zip(res[kind, loss], res["ref", loss])]
                 row(sec, f"{kind} / reference, {loss}", spread(ratios, "{:.2f}x"), f"(target >= {target}x)")
     for kind, pixel_kind in (("fp32", "fp32"), ("fp32_bf16_loss", "fp32"), ("bf16", "bf16")):
-        if (kind, "perceptual") in res:
+        if (kind, "perceptual") in res and (pixel_kind, "pixel") in res:
             over = [a / b - 1 for a, b in zip(res[pixel_kind, "pixel"], res[kind, "perceptual"])]
             row(sec, f"perceptual overhead ({kind}, wall clock)", spread(over, "{:+.0%}"),
                 "(target <= +25%)" if pixel_kind == "fp32" else "")
-    ref_over = [a / b - 1 for a, b in zip(res["ref", "pixel"], res["ref", "perceptual"])]
-    row(sec, "perceptual overhead (reference)", spread(ref_over, "{:+.0%}"),
-        f"(paper +12% on GPU; FLOP floor {floor:+.0%}, {floor_cached:+.0%} with cached p(x))")
+    if ("ref", "pixel") in res and ("ref", "perceptual") in res:
+        ref_over = [a / b - 1 for a, b in zip(res["ref", "pixel"], res["ref", "perceptual"])]
+        row(sec, "perceptual overhead (reference)", spread(ref_over, "{:+.0%}"),
+            f"(paper +12% on GPU; FLOP floor {floor:+.0%}, {floor_cached:+.0%} with cached p(x))")
     if ("ref_retain", "perceptual") in res and ("ref_retain", "pixel") in res:
         # Like for like with ours: page faults no longer slow the
         # reference's pixel steps more than its perceptual ones.
         over = [a / b - 1 for a, b in zip(res["ref_retain", "pixel"], res["ref_retain", "perceptual"])]
         row(sec, "perceptual overhead (reference, freed memory retained)", spread(over, "{:+.0%}"))
     row(sec, "MACs/image: AE fwd, perceptual net fwd", f"{ae_macs / 1e6:.1f}M, {p_macs / 1e6:.1f}M")
-    args.fit_pixel_64 = statistics.median(res["fp32", "pixel"])
-    args.fit_perceptual_64 = statistics.median(res["fp32", "perceptual"])
+    if ("fp32", "pixel") in res and ("fp32", "perceptual") in res:
+        args.fit_pixel_64 = statistics.median(res["fp32", "pixel"])
+        args.fit_perceptual_64 = statistics.median(res["fp32", "perceptual"])
 
 
 def issue_table(args):
     """The table of issue 11, from the fit and memory sections."""
     res = args.fit_table
+    if not all(k in res for k in FIT_CONTENDERS if k[0] in ("ref", "fp32", "bf16")):
+        return "(the issue-11 table needs every loss of ref, fp32 and bf16)"
     lines = ["| | reference | skperceptual fp32 | ratio | skperceptual bf16 | ratio |",
              "|---|---|---|---|---|---|"]
     for loss in ("pixel", "perceptual"):
@@ -524,6 +533,10 @@ def main():
                         choices=["pixel", "perceptual"], help="losses of the fit table")
     parser.add_argument("--results", help="JSON file that accumulates fit/memory measurements "
                         "across commands (to keep each timing command short)")
+    parser.add_argument("--kinds", nargs="+", default=sorted({k for k, _ in FIT_CONTENDERS}),
+                        choices=sorted({k for k, _ in FIT_CONTENDERS}),
+                        help="contenders of the fit table, e.g. 'fp32 fp32_bf16_loss' for our "
+                        "perceptual overheads alone (with --only-fit)")
     parser.add_argument("--skip-fit", action="store_true", help="no new fit timings (use --results)")
     parser.add_argument("--skip-memory", action="store_true", help="no memory run (use --results)")
     parser.add_argument("--device", default="cpu",
@@ -532,6 +545,8 @@ def main():
                         help="images of the fit table (default 6000, the issue's); a fast GPU "
                         "trains 6000 in well under a second, so its steady state needs more")
     args = parser.parse_args()
+    if args.kinds != parser.get_default("kinds") and not args.only_fit:
+        parser.error("--kinds times some contenders of the fit table only: add --only-fit")
     if args.quick:
         args.reps, args.batch, args.n_transform = 1, 64, 1024
         args.n_fit = args.n_fit or 320
@@ -550,10 +565,10 @@ def main():
         section_memory(args)
     if args.results:
         res, args.memory = merge_results(args.results, res, getattr(args, "memory", None))
-    if args.skip_fit or args.losses != ["pixel", "perceptual"]:
-        if not all(k in res for k in FIT_CONTENDERS):
-            print(f"Measured {sorted(res)}; run the other loss to get the full table.")
-            return
+    all_kinds = args.kinds == parser.get_default("kinds")
+    if all_kinds and not all(k in res for k in FIT_CONTENDERS if k[0] in ("ref", "fp32", "bf16")):
+        print(f"Measured {sorted(res)}; run the other loss to get the full table.")
+        return
     section_fit(args, res)
     if not args.only_fit:
         section_wrapper(args)

@@ -123,6 +123,14 @@ class AutoencoderNet(NeuralNet):
         self.loss_precision = loss_precision
         self.channels_last = channels_last
 
+    def __setstate__(self, state):
+        # A net pickled before loss_precision existed computed its loss in
+        # the module's precision, which is what None means.
+        state.setdefault("loss_precision", None)
+        if "precision_" in state:
+            state.setdefault("loss_precision_", state["precision_"])
+        super().__setstate__(state)
+
     def initialize_module(self):
         super().initialize_module()
         if self.channels_last:

@@ -292,6 +292,12 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if self.verbose:
             print(message)
 
+    def __setstate__(self, state):
+        # Estimators pickled before loss_precision existed (e.g. a resumed
+        # experiment's saved autoencoders) keep working: None is what they did.
+        state.setdefault("loss_precision", None)
+        super().__setstate__(state)
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the autoencoder on images ``X``.
@@ -552,7 +558,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         prediction), without the KL term, decoding the mean embedding. This
         lets ``GridSearchCV`` tune the autoencoder on its own. Compare scores
         only between transformers with the same loss settings (``loss``,
-        network, layers and squash).
+        network, layers, squash and ``loss_precision``).
 
         Parameters
         ----------

@@ -94,6 +94,16 @@ def test_mixed_precision_on_cuda(images, precision):
     assert Z.dtype == np.float32 and np.isfinite(Z).all()
 
 
+@pytest.mark.parametrize("precision, loss_precision", [("fp32", "fp16"), ("fp16", "fp32"), ("fp32", "bf16")])
+def test_loss_precision_on_cuda(images, precision, loss_precision):
+    # Loss scaling whenever either half computes in fp16.
+    ae = PerceptualAETransformer(**QUICK, loss="perceptual", precision=precision,
+                                 loss_precision=loss_precision, device="cuda").fit(images)
+    assert (ae.net_.grad_scaler_ is not None) == ("fp16" in (precision, loss_precision))
+    assert np.isfinite([row["train_loss"] for row in ae.history_]).all()
+    assert np.isfinite(ae.transform(images)).all()
+
+
 def test_fit_decoder_on_cuda_keeps_the_embedding(images, exact_fp32):
     ae = PerceptualAETransformer(**QUICK, loss="perceptual", device="cuda").fit(images)
     Z = ae.transform(images)

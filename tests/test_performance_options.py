@@ -277,10 +277,13 @@ def test_loss_precision_none_follows_precision(images):
     seen = _conv_output_dtypes(_ae(loss="perceptual", perceptual_weights=None, precision="bf16"), images)
     assert set(seen.values()) == {torch.bfloat16}
     # Naming the same precision twice is the same fit, bit for bit.
-    a = _ae(loss="perceptual", perceptual_weights=None).fit(images)
-    b = _ae(loss="perceptual", perceptual_weights=None, loss_precision="fp32").fit(images)
-    assert a.net_.loss_precision_ == "fp32"
-    np.testing.assert_array_equal(a.transform(images), b.transform(images))
+    for precision in ("fp32", "bf16"):
+        a = _ae(loss="perceptual", perceptual_weights=None, precision=precision).fit(images)
+        b = _ae(loss="perceptual", perceptual_weights=None, precision=precision,
+                loss_precision=precision).fit(images)
+        assert a.net_.loss_precision_ == precision
+        np.testing.assert_array_equal(a.transform(images), b.transform(images))
+        assert a.score(images) == b.score(images)
 
 
 def test_bf16_loss_network_changes_the_loss_by_rounding_only(images):
@@ -292,6 +295,41 @@ def test_bf16_loss_network_changes_the_loss_by_rounding_only(images):
         assert row_a["train_loss"] != row_b["train_loss"]
         np.testing.assert_allclose(row_b["train_loss"], row_a["train_loss"], rtol=1e-2)
     assert a.score(images) == pytest.approx(b.score(images), rel=2e-2)
+
+
+@pytest.mark.parametrize("params", [
+    dict(loss="feature_prediction", perceptual_layer=2),
+    dict(loss="perceptual", perceptual_layer=["relu1", "relu2"], variational=True),
+])
+def test_bf16_loss_network_for_the_other_losses(images, params):
+    a = _ae(perceptual_weights=None, **params).fit(images)
+    b = _ae(perceptual_weights=None, loss_precision="bf16", **params).fit(images)
+    assert b.net_.loss_precision_ == "bf16"
+    assert b.history_[0]["train_loss"] != a.history_[0]["train_loss"]
+    np.testing.assert_allclose(b.history_[0]["train_loss"], a.history_[0]["train_loss"], rtol=2e-2)
+    assert np.isfinite(b.transform(images)).all()
+
+
+def test_models_pickled_before_loss_precision_load_and_score(images):
+    import pickle
+
+    ae = _ae(loss="perceptual", perceptual_weights=None, precision="bf16").fit(images)
+    expected = ae.score(images)
+    # What an estimator pickled by an earlier release lacks.
+    del ae.loss_precision, ae.net_.loss_precision, ae.net_.loss_precision_
+    old = pickle.loads(pickle.dumps(ae))
+    assert old.get_params()["loss_precision"] is None
+    assert old.net_.loss_precision_ == "bf16"
+    assert old.score(images) == expected
+
+
+def test_mixed_precisions_score_in_the_loss_precision(images):
+    # score() computes the criterion in loss_precision_ too.
+    ae = _ae(loss="perceptual", perceptual_weights=None, precision="bf16", loss_precision="fp32").fit(images)
+    mixed = ae.score(images)
+    ae.net_.loss_precision_ = "bf16"
+    assert np.isfinite(mixed) and mixed != ae.score(images)
+    assert mixed == pytest.approx(ae.score(images), rel=2e-2)
 
 
 def test_auto_loss_precision_follows_the_cpus_bf16_support(images, monkeypatch):

@@ -12,7 +12,14 @@ import pytest
 from skperceptual import PerceptualAETransformer
 from skperceptual.__main__ import main as cli_main
 from skperceptual.protocol import load_profile, run_protocol
-from skperceptual.protocol._config import PROTOCOL_AE_PARAMS, ae_params, parse_overrides
+from skperceptual.protocol._config import (
+    KEY_NEUTRAL_PARAMS,
+    PROTOCOL_AE_PARAMS,
+    ae_params,
+    config_hash,
+    key_params,
+    parse_overrides,
+)
 from skperceptual.protocol._units import RunLock
 
 #: A valid, non-default value of every estimator parameter the ae section
@@ -37,6 +44,22 @@ SET_VALUES = {
     "loss_precision": ("bf16", "bf16"),
     "channels_last": ("false", False),
 }
+
+
+@pytest.mark.parametrize("profile, variant, z, key", [
+    # Hashes of ae_params as every release before loss_precision computed them.
+    ("smoke", "P. AE", 8, "bf996186ae8f"),
+    ("cpu", "P. VAE", 32, "52da14fc70fe"),
+])
+def test_parameters_added_later_keep_existing_unit_keys(profile, variant, z, key):
+    # A finished experiment resumes: its autoencoders' keys, which hash the
+    # estimator's parameters, do not change when the estimator gains one.
+    params = ae_params(load_profile(profile), variant, z)
+    assert set(KEY_NEUTRAL_PARAMS) <= set(params)
+    assert config_hash({"params": key_params(params)}) == key
+    # A parameter set to anything else is a new setting with a new key.
+    changed = ae_params(load_profile(profile, ae__loss_precision="bf16"), variant, z)
+    assert config_hash({"params": key_params(changed)}) != key
 
 
 def test_every_estimator_parameter_round_trips_through_set():

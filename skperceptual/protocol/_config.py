@@ -403,6 +403,27 @@ def ae_params(config, variant, z_dim):
     return {**_estimator_params(), **params}
 
 
+#: Estimator parameters added after experiments' unit keys were first
+#: written, each with the value that computes what the estimator computed
+#: before it existed. At that value a parameter stays out of the keys
+#: (:func:`key_params`), so that runs started before it resume.
+KEY_NEUTRAL_PARAMS = {"loss_precision": None}
+
+
+def key_params(params):
+    """``params`` as an autoencoder unit's key hashes them.
+
+    Examples
+    --------
+    >>> key_params({"z_dim": 8, "loss_precision": None})
+    {'z_dim': 8}
+    >>> key_params({"z_dim": 8, "loss_precision": "bf16"})
+    {'z_dim': 8, 'loss_precision': 'bf16'}
+    """
+    return {k: v for k, v in params.items()
+            if not (k in KEY_NEUTRAL_PARAMS and v == KEY_NEUTRAL_PARAMS[k])}
+
+
 def config_hash(obj, length=12):
     """Short, stable hash of a JSON-able object (sorted keys)."""
     text = json.dumps(obj, sort_keys=True, default=str)

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from .._atomic import atomic_path
-from ._config import VARIANTS, ae_params, config_hash
+from ._config import VARIANTS, ae_params, config_hash, key_params
 from ._heads import head_search_space, search_head
 from ._metrics import mean_l1
 from ._registry import heads_for
@@ -105,7 +105,7 @@ def fit_autoencoders(run):
         for z in config["ae"]["z_dims"]:
             params = ae_params(config, variant, z)
             curve_at = curve_schedule(config, n_train, variant, z)
-            key = config_hash({"data": data.fingerprint, "params": params, "frames": frame_index.tolist(),
+            key = config_hash({"data": data.fingerprint, "params": key_params(params), "frames": frame_index.tolist(),
                                **({"curve_at": curve_at} if curve_at else {})})
             units.append(Unit(
                 "ae", f"{_slug(variant)}-z{z}-{key}", key, run.units_dir / "ae", _fit_ae,
