@@ -126,9 +126,10 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         ``precision="fp32"``, ``loss_precision="bf16"`` keeps the
         autoencoder, its gradients and its embeddings in float32 and runs
         only the frozen network in bf16. On a CPU with native bf16 this
-        cut a perceptual fit's extra time over a pixel fit from +26–30% to
-        +15–24%, the loss moved by 0.05% and the LunarLander head errors
-        stayed inside fp32's confidence intervals (docs/benchmarks.md).
+        cut a perceptual fit's extra time over a pixel fit from a median of
+        +28% to +15% (five runs), moved the loss by 0.15%, and kept the
+        LunarLander head errors inside fp32's confidence intervals
+        (docs/benchmarks.md).
         Elsewhere CPUs emulate bf16 (slower), and GPUs already run float32
         convolutions on tensor cores (TF32).
         ``"auto"`` picks bf16 on CPUs that run it natively. The choice is
