@@ -254,12 +254,20 @@ FIT_CONTENDERS = (
     ("ref_retain", "pixel"), ("ref_retain", "perceptual"),
 )
 
+#: Every kind of FIT_CONTENDERS, for --kinds.
+KINDS = sorted({kind for kind, _ in FIT_CONTENDERS})
+
 #: The estimator parameters of each of our kinds.
 OUR_KINDS = {
     "fp32": dict(precision="fp32"),
     "fp32_bf16_loss": dict(precision="fp32", loss_precision="bf16"),
     "bf16": dict(precision="bf16"),
 }
+
+
+def has_issue_table(res):
+    """Whether ``res`` holds both losses of the issue table's kinds: ref, fp32 and bf16."""
+    return all(key in res for key in FIT_CONTENDERS if key[0] in ("ref", "fp32", "bf16"))
 
 
 def measure_fit(args):
@@ -355,7 +363,7 @@ def section_fit(args, res):
 def issue_table(args):
     """The table of issue 11, from the fit and memory sections."""
     res = args.fit_table
-    if not all(k in res for k in FIT_CONTENDERS if k[0] in ("ref", "fp32", "bf16")):
+    if not has_issue_table(res):
         return "(the issue-11 table needs every loss of ref, fp32 and bf16)"
     lines = ["| | reference | skperceptual fp32 | ratio | skperceptual bf16 | ratio |",
              "|---|---|---|---|---|---|"]
@@ -533,8 +541,7 @@ def main():
                         choices=["pixel", "perceptual"], help="losses of the fit table")
     parser.add_argument("--results", help="JSON file that accumulates fit/memory measurements "
                         "across commands (to keep each timing command short)")
-    parser.add_argument("--kinds", nargs="+", default=sorted({k for k, _ in FIT_CONTENDERS}),
-                        choices=sorted({k for k, _ in FIT_CONTENDERS}),
+    parser.add_argument("--kinds", nargs="+", default=KINDS, choices=KINDS,
                         help="contenders of the fit table, e.g. 'fp32 fp32_bf16_loss' for our "
                         "perceptual overheads alone (with --only-fit)")
     parser.add_argument("--skip-fit", action="store_true", help="no new fit timings (use --results)")
@@ -545,7 +552,7 @@ def main():
                         help="images of the fit table (default 6000, the issue's); a fast GPU "
                         "trains 6000 in well under a second, so its steady state needs more")
     args = parser.parse_args()
-    if args.kinds != parser.get_default("kinds") and not args.only_fit:
+    if args.kinds != KINDS and not args.only_fit:
         parser.error("--kinds times some contenders of the fit table only: add --only-fit")
     if args.quick:
         args.reps, args.batch, args.n_transform = 1, 64, 1024
@@ -565,8 +572,7 @@ def main():
         section_memory(args)
     if args.results:
         res, args.memory = merge_results(args.results, res, getattr(args, "memory", None))
-    all_kinds = args.kinds == parser.get_default("kinds")
-    if all_kinds and not all(k in res for k in FIT_CONTENDERS if k[0] in ("ref", "fp32", "bf16")):
+    if args.kinds == KINDS and not has_issue_table(res):
         print(f"Measured {sorted(res)}; run the other loss to get the full table.")
         return
     section_fit(args, res)

@@ -23,6 +23,9 @@ from ._validation import check_device, check_images
 from .loss_networks import SQUASHES
 from .perceptual import PERCEPTUAL_NETS, PixelLoss, check_perceptual_net
 
+#: The values of ``precision`` and ``loss_precision`` (see ``_net.resolve_precision``).
+_PRECISIONS = StrOptions({"fp32", "bf16", "fp16", "auto"})
+
 
 def resolve_device(device):
     """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
@@ -218,8 +221,8 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "image_shape": [tuple, list, None],
-        "precision": [StrOptions({"fp32", "bf16", "fp16", "auto"})],
-        "loss_precision": [StrOptions({"fp32", "bf16", "fp16", "auto"}), None],
+        "precision": [_PRECISIONS],
+        "loss_precision": [_PRECISIONS, None],
         "channels_last": ["boolean"],
         "callbacks": [list, None],
     }
