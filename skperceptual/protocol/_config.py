@@ -413,6 +413,17 @@ KEY_NEUTRAL_PARAMS = {"loss_precision": None}
 def key_params(params):
     """``params`` as an autoencoder unit's key hashes them.
 
+    Parameters
+    ----------
+    params : dict
+        The estimator parameters, as from :func:`ae_params`.
+
+    Returns
+    -------
+    params : dict
+        ``params`` without the entries of :data:`KEY_NEUTRAL_PARAMS` that
+        hold their neutral value.
+
     Examples
     --------
     >>> key_params({"z_dim": 8, "loss_precision": None})
