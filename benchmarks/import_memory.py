@@ -19,13 +19,13 @@ import resource
 
 
 def resident_mb():
-    """The process's resident set size now, in MB (Linux)."""
+    """The process's resident set size now, in MiB (Linux)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def memory_mb():
-    """``(resident, anonymous, file-backed)`` MB now, from ``/proc/self/status`` (Linux)."""
+    """``(resident, anonymous, file-backed)`` MiB now, from ``/proc/self/status`` (Linux)."""
     fields = {}
     with open("/proc/self/status") as f:
         for line in f:
@@ -56,10 +56,10 @@ def main():
     print(f"  {'':<40} {'RSS':>6}    {'anon':>6}    {'file':>6}")
     previous = start
     for name, now in stages:
-        cells = "  ".join(f"{a - b:6.0f} MB" for a, b in zip(now, previous))
+        cells = "  ".join(f"{a - b:6.0f} MiB" for a, b in zip(now, previous))
         print(f"  + {name:<38} {cells}")
         previous = now
-    cells = "  ".join(f"{a - b:6.0f} MB" for a, b in zip(previous, start))
+    cells = "  ".join(f"{a - b:6.0f} MiB" for a, b in zip(previous, start))
     print(f"  = {'imports in all':<38} {cells}")
 
 

@@ -34,12 +34,12 @@ from skperceptual.perceptual import PerceptualLoss, PixelLoss, load_perceptual_n
 
 
 def peak_resident_mb():
-    """The process's peak resident set size so far, in MB (Linux reports kB)."""
+    """The process's peak resident set size so far, in MiB (Linux reports kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
 def saved_tensor_mb(step):
-    """MB of distinct storages autograd saves during ``step()``'s forward pass."""
+    """MiB of distinct storages autograd saves during ``step()``'s forward pass."""
     storages = {}
 
     def pack(tensor):
@@ -122,9 +122,9 @@ def main():
 
     print(f"{args.loss} loss, {args.precision}, batch {args.batch}, 64x64, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"  tensors saved for backward       {saved:7.0f} MB")
-    print(f"  live tensor peak in one step     {live:7.0f} MB")
-    print(f"  peak RSS over the start, {args.steps} steps {rss:7.0f} MB  "
+    print(f"  tensors saved for backward       {saved:7.0f} MiB")
+    print(f"  live tensor peak in one step     {live:7.0f} MiB")
+    print(f"  peak RSS over the start, {args.steps} steps {rss:7.0f} MiB  "
           f"(freed memory {'not ' if args.no_retain else ''}retained)")
 
 
