@@ -14,13 +14,30 @@ forward, space-to-depth in its input gradient only; MSE gradients kept
 channels-last): decoder-retrain errors moved by at most 7e-5, head errors
 by at most 0.08 px.
 
-The smoke run is deterministic on CPU, so any refactoring of the protocol
-must reproduce these numbers. When a deliberate change of the evaluation
-alters them (e.g. the head grid's scaling), update :data:`EXPECTED` from the
-new run's ``results.csv`` and say why in the commit.
+The smoke run is deterministic on one CPU, but not across CPU models:
+oneDNN, MKL and OpenBLAS pick kernels (and so summation orders) by the
+instruction set and cache sizes they find. The pins come from an AMD EPYC
+with AVX512-BF16 and no AMX (torch 2.14.1+cu130). On an Intel Xeon with AMX
+the same code moved the decoder-retrain errors by at most 1.3e-4
+(relative), left the mean-position baseline bit-identical, and moved the
+tiny smoke heads' errors by up to 25%. The test therefore reads the
+decoder-retrain errors first:
+
+- where they reproduce the pins to 1e-9, this machine rounds as the pinning
+  one did, and every metric must reproduce its pin to 1e-9;
+- elsewhere the baseline must still match exactly, the decoder-retrain
+  errors to 1e-3, and the heads' errors to 35%. That still catches a
+  protocol change that alters splits, units or which rows are produced, but
+  not a subtle one; such a machine warns that only the coarse check ran.
+
+Any refactoring of the protocol must reproduce these numbers. When a
+deliberate change of the evaluation alters them (e.g. the head grid's
+scaling), update :data:`EXPECTED` from the new run's ``results.csv`` on a
+machine like the pinning one and say why in the commit.
 """
 
 import math
+import warnings
 
 import pytest
 
@@ -58,6 +75,24 @@ def _key(row):
     return row["variant"], z, row["head"]
 
 
+#: Relative tolerances where this machine's float rounding differs from the
+#: pinning machine's (see the module docstring): measured across two CPU
+#: models, at most 1.3e-4 for the decoder-retrain errors and 25% for heads.
+CROSS_CPU_REL = {"decoder-retrain": 1e-3, "head": 0.35}
+
+
+def _rounds_like_pinning_machine(got):
+    """Whether the decoder-retrain errors reproduce their pins bit for bit (to 1e-9)."""
+    retrain = [key for key in EXPECTED if key[2] == "decoder-retrain"]
+    return all(got[key][1] == pytest.approx(EXPECTED[key][1], rel=1e-9) for key in retrain)
+
+
+def _tolerance(key, exact):
+    if exact or key[0] == "baseline":  # the baseline is a mean of the same targets everywhere
+        return 1e-9
+    return CROSS_CPU_REL["decoder-retrain" if key[2] == "decoder-retrain" else "head"]
+
+
 @pytest.mark.slow
 def test_smoke_metrics_are_pinned(tmp_path, alexnet_weights):
     config = load_profile("smoke", ae__perceptual_weights=str(alexnet_weights))
@@ -65,9 +100,36 @@ def test_smoke_metrics_are_pinned(tmp_path, alexnet_weights):
     rows = results.astype(object).where(results.notna(), None).to_dict("records")
     got = {_key(r): (r["val_metric"], r["test_metric"]) for r in rows}
     assert set(got) == set(EXPECTED)
+    exact = _rounds_like_pinning_machine(got)
+    if not exact:
+        warnings.warn("this CPU rounds differently from the machine that pinned the smoke metrics: "
+                      "they were compared with cross-CPU tolerances only", UserWarning)
     for key, (val, test) in EXPECTED.items():
+        rel = _tolerance(key, exact)
         if val is None:
             assert got[key][0] is None, key
         else:
-            assert got[key][0] == pytest.approx(val, rel=1e-9), key
-        assert got[key][1] == pytest.approx(test, rel=1e-9), key
+            assert got[key][0] == pytest.approx(val, rel=rel), key
+        assert got[key][1] == pytest.approx(test, rel=rel), key
+
+
+@pytest.mark.parametrize("retrain_shift, head_shift, exact, fails", [
+    (0.0, 0.0, True, False),      # the pinning machine
+    (1e-12, 1e-12, True, False),  # rounding noise below the exact check's tolerance
+    (0.0, 1e-3, True, True),      # same rounding, but a head moved: a real change
+    (1e-4, 0.2, False, False),    # another CPU's rounding: coarse check only
+    (1e-2, 0.0, False, True),     # a decoder-retrain error off by 1%: a real change
+    (1e-4, 0.5, False, True),     # a head's error off by half: a real change
+])
+def test_pin_check_tells_rounding_from_change(retrain_shift, head_shift, exact, fails):
+    """The machine check and tolerances, on pins moved as another CPU or a real change would move them."""
+    def moved(key, value):
+        if value is None or key[0] == "baseline":
+            return value
+        return value * (1 + (retrain_shift if key[2] == "decoder-retrain" else head_shift))
+
+    got = {key: (moved(key, val), moved(key, test)) for key, (val, test) in EXPECTED.items()}
+    assert _rounds_like_pinning_machine(got) is exact
+    failed = any(got[key][i] != pytest.approx(EXPECTED[key][i], rel=_tolerance(key, exact))
+                 for key in got for i in (0, 1) if EXPECTED[key][i] is not None)
+    assert failed is fails
