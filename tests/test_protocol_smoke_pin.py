@@ -93,6 +93,18 @@ def _tolerance(key, exact):
     return CROSS_CPU_REL["decoder-retrain" if key[2] == "decoder-retrain" else "head"]
 
 
+def _mismatches(got):
+    """The (key, which metric) pairs of ``got`` that miss their pins, and whether the check was exact."""
+    exact = _rounds_like_pinning_machine(got)
+    missed = []
+    for key, pinned in EXPECTED.items():
+        for i, (want, have) in enumerate(zip(pinned, got[key])):
+            ok = have is None if want is None else have == pytest.approx(want, rel=_tolerance(key, exact))
+            if not ok:
+                missed.append((key, ("val_metric", "test_metric")[i]))
+    return missed, exact
+
+
 @pytest.mark.slow
 def test_smoke_metrics_are_pinned(tmp_path, alexnet_weights):
     config = load_profile("smoke", ae__perceptual_weights=str(alexnet_weights))
@@ -100,17 +112,11 @@ def test_smoke_metrics_are_pinned(tmp_path, alexnet_weights):
     rows = results.astype(object).where(results.notna(), None).to_dict("records")
     got = {_key(r): (r["val_metric"], r["test_metric"]) for r in rows}
     assert set(got) == set(EXPECTED)
-    exact = _rounds_like_pinning_machine(got)
+    missed, exact = _mismatches(got)
     if not exact:
         warnings.warn("this CPU rounds differently from the machine that pinned the smoke metrics: "
                       "they were compared with cross-CPU tolerances only", UserWarning)
-    for key, (val, test) in EXPECTED.items():
-        rel = _tolerance(key, exact)
-        if val is None:
-            assert got[key][0] is None, key
-        else:
-            assert got[key][0] == pytest.approx(val, rel=rel), key
-        assert got[key][1] == pytest.approx(test, rel=rel), key
+    assert not missed, [(key, metric, EXPECTED[key], got[key]) for key, metric in missed]
 
 
 @pytest.mark.parametrize("retrain_shift, head_shift, exact, fails", [
@@ -128,8 +134,6 @@ def test_pin_check_tells_rounding_from_change(retrain_shift, head_shift, exact, 
             return value
         return value * (1 + (retrain_shift if key[2] == "decoder-retrain" else head_shift))
 
-    got = {key: (moved(key, val), moved(key, test)) for key, (val, test) in EXPECTED.items()}
-    assert _rounds_like_pinning_machine(got) is exact
-    failed = any(got[key][i] != pytest.approx(EXPECTED[key][i], rel=_tolerance(key, exact))
-                 for key in got for i in (0, 1) if EXPECTED[key][i] is not None)
-    assert failed is fails
+    missed, was_exact = _mismatches({key: (moved(key, val), moved(key, test)) for key, (val, test) in EXPECTED.items()})
+    assert was_exact is exact
+    assert bool(missed) is fails
