@@ -75,6 +75,9 @@ def _key(row):
     return row["variant"], z, row["head"]
 
 
+#: Relative tolerance of "reproduces its pin": float rounding of the same kernels.
+EXACT_REL = 1e-9
+
 #: Relative tolerances where this machine's float rounding differs from the
 #: pinning machine's (see the module docstring): measured across two CPU
 #: models, at most 1.3e-4 for the decoder-retrain errors and 25% for heads.
@@ -82,14 +85,14 @@ CROSS_CPU_REL = {"decoder-retrain": 1e-3, "head": 0.35}
 
 
 def _rounds_like_pinning_machine(got):
-    """Whether the decoder-retrain errors reproduce their pins bit for bit (to 1e-9)."""
+    """Whether the decoder-retrain errors reproduce their pins (to :data:`EXACT_REL`)."""
     retrain = [key for key in EXPECTED if key[2] == "decoder-retrain"]
-    return all(got[key][1] == pytest.approx(EXPECTED[key][1], rel=1e-9) for key in retrain)
+    return all(got[key][1] == pytest.approx(EXPECTED[key][1], rel=EXACT_REL) for key in retrain)
 
 
 def _tolerance(key, exact):
     if exact or key[0] == "baseline":  # the baseline is a mean of the same targets everywhere
-        return 1e-9
+        return EXACT_REL
     return CROSS_CPU_REL["decoder-retrain" if key[2] == "decoder-retrain" else "head"]
 
 
