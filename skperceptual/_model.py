@@ -1,5 +1,7 @@
 """The paper's convolutional (variational) autoencoder."""
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -498,10 +500,11 @@ def _seed_deconv(deconv, h):
     """Apply the first transposed convolution ``deconv`` to the seed map ``h``.
 
     Same parameters and the same result as ``deconv(h)``, computed as one
-    matrix product followed by col2im (``F.fold``). The seed map is tiny
-    (1x1 at 64x64, 3x3 at 96x96) with 1024 channels, a shape for which the
-    CPU's (oneDNN) transposed convolution is about ten times slower than the
-    equivalent matrix product; measured in benchmarks/.
+    matrix product (:func:`_matmul`) followed by col2im (``F.fold``). The
+    seed map is tiny (1x1 at 64x64, 3x3 at 96x96) with 1024 channels, a
+    shape for which the CPU's (oneDNN) transposed convolution is about ten
+    times slower than the equivalent matrix product; measured in
+    benchmarks/.
     """
     n, c_in, height, width = h.shape
     _, c_out, k_h, k_w = deconv.weight.shape
@@ -511,14 +514,91 @@ def _seed_deconv(deconv, h):
         if weight.is_contiguous(memory_format=torch.channels_last):
             # A channels-last weight is (C_in, k, k, C_out) in memory: read
             # it as a matrix without copying, and get a channels-last output.
-            cols = h.flatten(1) @ weight.permute(0, 2, 3, 1).reshape(c_in, -1)
+            cols = _matmul(h.flatten(1), weight.permute(0, 2, 3, 1).reshape(c_in, -1))
             out = cols.view(n, k_h, k_w, c_out).permute(0, 3, 1, 2)
         else:
-            out = (h.flatten(1) @ weight.flatten(1)).view(n, c_out, k_h, k_w)
+            out = _matmul(h.flatten(1), weight.flatten(1)).view(n, c_out, k_h, k_w)
     else:
-        # (n, H*W, C_in) @ (C_in, C_out*k*k): every input pixel's k x k patch,
+        # (n*H*W, C_in) @ (C_in, C_out*k*k): every input pixel's k x k patch,
         # summed into place by col2im.
-        cols = h.flatten(2).transpose(1, 2) @ weight.flatten(1)
+        pixels = h.flatten(2).transpose(1, 2).reshape(n * height * width, c_in)
+        cols = _matmul(pixels, weight.flatten(1)).view(n, height * width, -1)
         out_size = ((height - 1) * s_h + k_h, (width - 1) * s_w + k_w)
         out = F.fold(cols.transpose(1, 2), out_size, (k_h, k_w), stride=(s_h, s_w))
     return out + deconv.bias.view(1, -1, 1, 1)
+
+
+def _matmul(a, b):
+    """``a @ b`` for matrices, on the CPU in float32 through oneDNN rather than MKL.
+
+    PyTorch multiplies float32 matrices on the CPU with MKL, whose kernels
+    ran at half of oneDNN's rate on this project's AMD EPYC: the seed map's
+    product at batch 512 (512x1024 by 1024x3200) took 15.7 ms against
+    6.6 ms, and its two gradients 16.5 and 16.2 ms against 7.3 and 6.9 ms
+    (``python benchmarks/loss_kernels.py``). Both sum the same products in
+    float32, in another order: equal up to float rounding. Elsewhere (under
+    autocast, whose bf16 products oneDNN already runs, in other dtypes, on
+    other devices, or without oneDNN's operator) this is ``a @ b``.
+
+    Parameters
+    ----------
+    a : torch.Tensor of shape (n, k)
+    b : torch.Tensor of shape (k, m)
+
+    Returns
+    -------
+    product : torch.Tensor of shape (n, m)
+        Differentiable in ``a`` and ``b`` (first-order gradients only on
+        the oneDNN path, like :class:`_Convolution`).
+
+    Examples
+    --------
+    >>> a, b = torch.ones(2, 3), torch.ones(3, 4)
+    >>> _matmul(a, b).tolist()
+    [[3.0, 3.0, 3.0, 3.0], [3.0, 3.0, 3.0, 3.0]]
+    """
+    if (a.device.type == b.device.type == "cpu" and a.dtype == b.dtype == torch.float32
+            and autocast_dtype("cpu") is None and _onednn_linear() is not None):
+        return _OneDNNMatmul.apply(a, b)
+    return a @ b
+
+
+@functools.cache
+def _onednn_linear():
+    """oneDNN's float32 ``x @ w.T`` as a function of ``(x, w)``, or None where this torch lacks it.
+
+    ``torch.ops.mkldnn._linear_pointwise`` is the operator PyTorch's own
+    compiler emits for linear layers on the CPU. It is looked up and
+    checked once, on a product it must compute exactly, so that a torch
+    build without it, or with another signature, falls back to ``@``.
+    """
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return None
+        op = torch.ops.mkldnn._linear_pointwise
+
+        def linear(x, w):
+            return op(x, w, None, "none", [], "")
+
+        x, w = torch.arange(6.0).view(2, 3), torch.arange(12.0).view(4, 3)
+        return linear if torch.equal(linear(x, w), x @ w.t()) else None
+    except (AttributeError, RuntimeError):  # no such operator, or not this signature
+        return None
+
+
+class _OneDNNMatmul(torch.autograd.Function):
+    """``a @ b`` and both its gradients through oneDNN's linear operator (:func:`_matmul`)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _onednn_linear()(a, b.t())
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        linear = _onednn_linear()
+        grad_a = linear(grad, b) if ctx.needs_input_grad[0] else None  # grad @ b.T
+        grad_b = linear(a.t(), grad.t()) if ctx.needs_input_grad[1] else None  # a.T @ grad
+        return grad_a, grad_b
