@@ -6,7 +6,8 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._model import ConvAutoencoder, _conv, _phase_pays, _seed_deconv
+from skperceptual import _model
+from skperceptual._model import ConvAutoencoder, _conv, _matmul, _phase_pays, _seed_deconv
 
 
 def _ae(**params):
@@ -23,6 +24,34 @@ def test_seed_deconv_matches_conv_transpose(size):
     h = torch.randn(3, *ae._seed_shape)
     expected = ae.decoder[0](h)
     torch.testing.assert_close(_seed_deconv(ae.decoder[0], h), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_matmul_through_onednn_matches_the_product_and_its_gradients(transposed):
+    # The seed map's product (_seed_deconv) and its gradients, also for
+    # operands that are transposed views, as the channels-last weight is.
+    assert _model._onednn_linear() is not None, "this torch has oneDNN's linear operator"
+    torch.manual_seed(0)
+    a = torch.randn(7, 5, requires_grad=True)
+    b = torch.randn(3, 5).t() if transposed else torch.randn(5, 3)
+    b.requires_grad_()
+    out = _matmul(a, b)
+    assert type(out.grad_fn).__name__ == "_OneDNNMatmulBackward"
+    torch.testing.assert_close(out, a @ b)
+    grad = torch.randn(7, 3)
+    for got, want in zip(torch.autograd.grad(out, [a, b], grad), torch.autograd.grad(a @ b, [a, b], grad)):
+        torch.testing.assert_close(got, want)
+
+
+def test_matmul_is_the_plain_product_under_autocast_or_without_onednn(monkeypatch):
+    a, b = torch.randn(4, 6, requires_grad=True), torch.randn(6, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _matmul(a, b).dtype == torch.bfloat16  # autocast's own bf16 product
+    assert _matmul(a.double(), b.double()).grad_fn.name() == "MmBackward0"
+    monkeypatch.setattr(_model, "_onednn_linear", lambda: None)  # a torch without the operator
+    out = _matmul(a, b)
+    assert out.grad_fn.name() == "MmBackward0"
+    torch.testing.assert_close(out, a @ b)
 
 
 @pytest.mark.parametrize("layer", [
