@@ -1,4 +1,4 @@
-"""The perceptual loss's kernels, each against the alternative it replaced.
+"""The perceptual loss's kernels and the seed-map product, each against the alternative it replaced.
 
 Usage::
 
@@ -15,7 +15,10 @@ in float32 and bf16, and on the loss's backward, it times:
 - the whole perceptual loss (both branches' forward and the backward) with
   ``F.mse_loss``, whose gradient comes back NCHW, against
   ``_mse.mse_loss``, which keeps it channels-last, and then with max
-  pooling before the first ReLU (``_model._pools_first``).
+  pooling before the first ReLU (``_model._pools_first``);
+- the autoencoder's seed-map product (``_model._seed_deconv``, 1024 by
+  128x5x5 at 64x64) and its two gradient products in float32, PyTorch's
+  own (MKL) against oneDNN's (``_model._matmul``).
 
 Contenders alternate within each repetition; each line prints the median
 (min-max) in ms.
@@ -32,7 +35,7 @@ import skperceptual.perceptual as perceptual
 from skperceptual._allocator import retain_freed_memory
 from skperceptual._layout import space_to_depth
 from skperceptual import _model
-from skperceptual._model import _space_to_depth_input_gradient, _space_to_depth_kernel
+from skperceptual._model import _onednn_linear, _space_to_depth_input_gradient, _space_to_depth_kernel
 
 
 def space_to_depth_forward(conv, x):
@@ -91,6 +94,18 @@ def main():
                 "transposed convolution": lambda: F.conv_transpose2d(grad, weight, None, 4, 2, 1),
                 "space-to-depth": lambda: _space_to_depth_input_gradient(grad, weight, (64, 64), params),
             }, args.reps))
+
+    # The seed map's product out = h @ W and its gradients g @ W.T, h.T @ g.
+    h, weight = torch.rand(args.batch, 1024), torch.randn(1024, 128 * 5 * 5)
+    grad = torch.randn(args.batch, weight.shape[1])
+    linear = _onednn_linear()
+    for title, a, b in (("product", h, weight), ("input gradient", grad, weight.t()),
+                        ("weight gradient", h.t(), grad)):
+        contenders = {"MKL (a @ b)": lambda a=a, b=b: a @ b}
+        if linear is not None:
+            contenders["oneDNN (_model._matmul)"] = lambda a=a, b=b: linear(a, b.t())
+        with torch.no_grad():
+            report(f"seed-map {title}, float32, batch {args.batch}", timed(contenders, args.reps))
 
     loss = perceptual.PerceptualLoss(net)
     target = torch.rand_like(x)

@@ -12,7 +12,7 @@ smoke run's tiny heads amplify rounding). Then for float rounding from its
 fifth round (the loss network's first convolution back to its plain
 forward, space-to-depth in its input gradient only; MSE gradients kept
 channels-last): decoder-retrain errors moved by at most 7e-5, head errors
-by at most 0.08 px. Then for float rounding from its twelfth session (the
+by at most 0.08 px. Then for float rounding from its tenth round (the
 autoencoder's seed-map product through oneDNN instead of MKL):
 decoder-retrain errors moved by at most 1.3e-4, the baseline not at all,
 the heads' errors by up to 32% (the AE's z = 16 MLP head, 6.37 to 8.42 px).
