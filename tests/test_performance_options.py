@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
 from skperceptual import _model
-from skperceptual._model import ConvAutoencoder, _conv, _matmul, _phase_pays, _seed_deconv
+from skperceptual._model import ConvAutoencoder, _conv, _matmul, _phase_pays, _relu_folds, _run, _seed_deconv
 
 
 def _ae(**params):
@@ -41,6 +41,54 @@ def test_matmul_through_onednn_matches_the_product_and_its_gradients(transposed)
     grad = torch.randn(7, 3)
     for got, want in zip(torch.autograd.grad(out, [a, b], grad), torch.autograd.grad(a @ b, [a, b], grad)):
         torch.testing.assert_close(got, want)
+
+
+def _bn_relu_conv(conv):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.BatchNorm2d(conv.in_channels), torch.nn.ReLU(inplace=True), conv)
+
+
+@pytest.mark.parametrize("conv", [torch.nn.Conv2d(4, 6, 4, stride=2), torch.nn.ConvTranspose2d(4, 3, 6, stride=2)])
+def test_relu_folded_into_the_next_convolution_computes_the_same(conv, monkeypatch):
+    # The encoder's and decoder's BatchNorm-ReLU-convolution runs: the ReLU
+    # inside the convolution's node, its backward in place, bit for bit
+    # what the ReLU's own node computes.
+    layers = _bn_relu_conv(conv).to(memory_format=torch.channels_last)
+    x = torch.randn(5, 4, 11, 11).contiguous(memory_format=torch.channels_last).requires_grad_()
+    params = [x, *layers.parameters()]
+
+    def run():
+        out = _run(layers, x)
+        return out, torch.autograd.grad(out.square().sum(), params)
+
+    assert _relu_folds(layers[1], layers[2], layers[0](x))
+    folded = run()
+    assert "Relu" not in folded[0].grad_fn.next_functions[0][0].name()  # the BatchNorm's node follows
+    monkeypatch.setattr(_model, "_relu_folds", lambda *args: False)
+    unfolded = run()
+    assert type(unfolded[0].grad_fn.next_functions[0][0]).__name__.startswith("Relu")
+    assert torch.equal(folded[0], unfolded[0])
+    for got, want in zip(folded[1], unfolded[1]):
+        assert torch.equal(got, want)
+
+
+def test_relu_keeps_its_own_node_where_folding_would_differ():
+    conv = torch.nn.Conv2d(4, 6, 3)
+    layers = _bn_relu_conv(conv)
+    h = layers[0](torch.randn(2, 4, 8, 8))
+    assert _relu_folds(layers[1], conv, h)
+    assert not _relu_folds(torch.nn.ReLU(), conv, h)  # not in place: h must survive
+    leaf = torch.randn(2, 4, 8, 8, requires_grad=True)
+    assert not _relu_folds(layers[1], conv, leaf)  # the module raises for an in-place leaf
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        _run(torch.nn.Sequential(torch.nn.ReLU(inplace=True), conv), leaf)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not _relu_folds(layers[1], conv, h)  # the convolution computes in bf16
+    frozen = torch.nn.Conv2d(4, 6, 3).requires_grad_(False)
+    assert not _relu_folds(layers[1], frozen, h)  # a loss network's: _FrozenConvolution
+    hooked = torch.nn.ReLU(inplace=True)
+    hooked.register_forward_hook(lambda *args: None)
+    assert not _relu_folds(hooked, conv, h)
 
 
 def test_matmul_is_the_plain_product_under_autocast_or_without_onednn(monkeypatch):
