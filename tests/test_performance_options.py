@@ -7,7 +7,9 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
 from skperceptual import _model
-from skperceptual._model import ConvAutoencoder, _conv, _matmul, _phase_pays, _relu_folds, _run, _seed_deconv
+from skperceptual._model import (
+    ConvAutoencoder, _conv, _matmul, _patches_pay, _phase_pays, _relu_folds, _run, _seed_deconv,
+)
 
 
 def _ae(**params):
@@ -124,6 +126,42 @@ def test_convolution_path_matches_the_module(layer, channels_last):
     assert out.is_contiguous(memory_format=fmt)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert _conv(layer, x).dtype == layer(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("kernel, stride, size", [(4, 2, (6, 6)), (4, 2, (5, 7)), (3, 1, (4, 4))])
+def test_patch_convolution_matches_the_module(kernel, stride, size):
+    # Tiny output maps (the encoder's last convolution: 6x6 to 2x2) run as
+    # one matrix product of the input's patches, forward and backward.
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(6, 5, kernel, stride=stride).to(memory_format=torch.channels_last)
+    x = torch.randn(3, 6, *size).contiguous(memory_format=torch.channels_last).requires_grad_()
+    params = (layer.stride, layer.padding, layer.dilation, False, (0, 0), 1)
+    assert _patches_pay(x, layer.weight, params)
+    out = _conv(layer, x)
+    assert out.grad_fn.name() == "_ConvolutionBackward"
+    torch.testing.assert_close(out, layer(x))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(out)
+    expected = torch.autograd.grad(layer(x), [x, layer.weight, layer.bias], grad)
+    for got, want in zip(torch.autograd.grad(out, [x, layer.weight, layer.bias], grad), expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = _conv(layer, x)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), layer(x), rtol=0.05, atol=0.05)
+
+
+def test_patch_convolution_is_used_for_tiny_output_maps_only():
+    ae = ConvAutoencoder(z_dim=4, image_size=(64, 64)).to(memory_format=torch.channels_last)
+    params = lambda c: (c.stride, c.padding, c.dilation, False, (0, 0), c.groups)  # noqa: E731
+    cl = torch.channels_last
+    assert _patches_pay(torch.rand(2, 128, 6, 6).contiguous(memory_format=cl), ae.encoder[9].weight,
+                        params(ae.encoder[9]))  # 6x6 to 2x2
+    assert not _patches_pay(torch.rand(2, 64, 14, 14).contiguous(memory_format=cl), ae.encoder[6].weight,
+                            params(ae.encoder[6]))  # 14x14 to 6x6
+    assert not _patches_pay(torch.rand(2, 128, 6, 6), ae.encoder[9].weight, params(ae.encoder[9]))  # NCHW
+    padded = torch.nn.Conv2d(128, 4, 4, stride=2, padding=1)
+    assert not _patches_pay(torch.rand(2, 128, 4, 4).contiguous(memory_format=cl), padded.weight, params(padded))
 
 
 def test_phase_forward_is_used_for_few_output_channels_only():
