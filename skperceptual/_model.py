@@ -151,10 +151,9 @@ def _run(layers, h):
     A ReLU that a max pool follows runs after it (:func:`_pools_first`);
     an in-place ReLU that a convolution follows runs inside it
     (:func:`_relu_folds`). Used for the autoencoder's encoder and decoder
-    and for a perceptual
-    loss network. Any other module (e.g. the encoder wrapped by
-    ``fit_decoder``'s ``FrozenModule``, which needs no gradients, or a
-    user's own loss network class) is simply called.
+    and for a perceptual loss network. Any other module (e.g. the encoder
+    wrapped by ``fit_decoder``'s ``FrozenModule``, which needs no
+    gradients, or a user's own loss network class) is simply called.
     """
     if type(layers) is not nn.Sequential or _has_hooks(layers):
         # A subclass may define its own forward, and a hook must see the
@@ -221,8 +220,8 @@ def _relu_folds(relu, conv, h):
     in-place ReLU (which overwrites ``h`` anyway) on a non-leaf or
     gradient-free ``h``, before a convolution that :func:`_conv` runs as a
     :class:`_Convolution`, with no hooks on either, and only where the
-    convolution computes in ``h``'s own dtype: under autocast, the ReLU
-    keeps its own node.
+    convolution computes in ``h``'s own dtype: where autocast casts ``h``
+    first, the ReLU keeps its own node.
     """
     if not (type(relu) is nn.ReLU and relu.inplace and not _has_hooks(relu)
             and type(conv) in (nn.Conv2d, nn.ConvTranspose2d)
@@ -575,12 +574,14 @@ def _patch_convolution_backward(grad, x, weight, stride, need_x, need_weight):
     if need_x:
         kernel = weight.permute(0, 2, 3, 1).reshape(c_out, -1)
         grad_patches = _product(grad, kernel).view(n, out_h, out_w, k_h, k_w, c_in)
-        grad_x = x.new_zeros(n, h, w, c_in)
+        # Overlapping patches add up in float32, as the convolution's own
+        # backward accumulates, also under bf16.
+        grad_x = torch.zeros(n, h, w, c_in, dtype=torch.promote_types(x.dtype, torch.float32))
         for y in range(out_h):  # at most 4 output pixels (_patches_pay)
             for x_ in range(out_w):
                 top, left = y * stride[0], x_ * stride[1]
                 grad_x[:, top:top + k_h, left:left + k_w] += grad_patches[:, y, x_]
-        grad_x = grad_x.permute(0, 3, 1, 2)
+        grad_x = grad_x.to(x.dtype).permute(0, 3, 1, 2)
     return grad_x, grad_weight
 
 
@@ -691,8 +692,7 @@ def _matmul(a, b):
     >>> _matmul(a, b).tolist()
     [[3.0, 3.0, 3.0, 3.0], [3.0, 3.0, 3.0, 3.0]]
     """
-    if (a.device.type == b.device.type == "cpu" and a.dtype == b.dtype == torch.float32
-            and autocast_dtype("cpu") is None and _onednn_linear() is not None):
+    if autocast_dtype("cpu") is None and _onednn_multiplies(a, b):
         return _OneDNNMatmul.apply(a, b)
     return a @ b
 
@@ -738,7 +738,11 @@ class _OneDNNMatmul(torch.autograd.Function):
 
 
 def _product(a, b):
-    """``a @ b`` outside autograd: through oneDNN for float32 CPU matrices where :func:`_matmul` would be."""
-    if a.dtype == b.dtype == torch.float32 and a.device.type == "cpu" and _onednn_linear() is not None:
-        return _onednn_linear()(a, b.t())
-    return a @ b
+    """``a @ b`` outside autograd, through oneDNN where :func:`_onednn_multiplies` says so."""
+    return _onednn_linear()(a, b.t()) if _onednn_multiplies(a, b) else a @ b
+
+
+def _onednn_multiplies(a, b):
+    """Whether ``a @ b`` goes through oneDNN's linear operator: float32 CPU matrices, where torch has it."""
+    return (a.device.type == b.device.type == "cpu" and a.dtype == b.dtype == torch.float32
+            and _onednn_linear() is not None)
