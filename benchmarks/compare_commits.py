@@ -16,6 +16,7 @@ median (min-max) speed-up per loss.
 import argparse
 import importlib
 import os
+import pkgutil
 import statistics
 import subprocess
 import sys
@@ -26,14 +27,31 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load(root):
-    for name in [k for k in sys.modules if k.startswith("skperceptual")]:
+def _use(modules):
+    """Make ``modules`` (a package's ``skperceptual*`` entries) the ones imports find."""
+    for name in [k for k in sys.modules if k == "skperceptual" or k.startswith("skperceptual.")]:
         del sys.modules[name]
+    sys.modules.update(modules)
+
+
+def load(root):
+    """The estimator class of the package at ``root``, and all of that package's modules.
+
+    The modules are kept apart so that each contender's lazy imports (a
+    function's ``from .perceptual import ...``) find its own package: see
+    :func:`_use`, called before each fit.
+    """
+    _use({})
     sys.path.insert(0, root)
     try:
-        return importlib.import_module("skperceptual").PerceptualAETransformer
+        package = importlib.import_module("skperceptual")
+        cls = package.PerceptualAETransformer
+        for module in pkgutil.iter_modules(package.__path__):  # some are imported lazily
+            if not module.ispkg and module.name != "__main__":
+                importlib.import_module(f"skperceptual.{module.name}")
     finally:
         sys.path.pop(0)
+    return cls, {k: v for k, v in sys.modules.items() if k == "skperceptual" or k.startswith("skperceptual.")}
 
 
 def checkout(commit):
@@ -55,19 +73,25 @@ def main():
     args = parser.parse_args()
     new_name = args.new or "working tree"
     contenders = {"old": load(checkout(args.commit)), "new": load(checkout(args.new) if args.new else ROOT)}
+    if args.precision != "fp32":
+        for key, (cls, _) in contenders.items():
+            if "precision" not in cls().get_params():
+                parser.error(f"--precision {args.precision}: the {key} commit has no precision parameter (fp32 only)")
     X = np.random.default_rng(0).integers(0, 256, (args.n, 3, 64, 64), dtype=np.uint8)
     for loss in ("pixel", "perceptual"):
 
         # Commits before mixed precision know no precision parameter (fp32).
         extra = {} if args.precision == "fp32" else {"precision": args.precision}
 
-        def fit(cls):
+        def fit(contender):
+            cls, modules = contender
+            _use(modules)
             ae = cls(z_dim=64, max_epochs=1, batch_size=512, loss=loss, perceptual_weights=None,
                      validation_fraction=0.2, device="cpu", random_state=0, **extra).fit(X)
             return len(X) / ae.fit_time_, ae.history_[-1]["valid_loss"]
 
-        for cls in contenders.values():
-            fit(cls)  # untimed warm-up
+        for contender in contenders.values():
+            fit(contender)  # untimed warm-up
         res = {k: [] for k in contenders}
         for rep in range(args.reps):
             for key in (("old", "new") if rep % 2 == 0 else ("new", "old")):

@@ -225,15 +225,11 @@ def _relu_folds(relu, conv, h):
     """
     if not (type(relu) is nn.ReLU and relu.inplace and not _has_hooks(relu)
             and type(conv) in (nn.Conv2d, nn.ConvTranspose2d)
-            and (h.grad_fn is not None or not h.requires_grad)):
+            and (h.grad_fn is not None or not h.requires_grad)
+            and h._base is None):  # a view's base would keep an unmasked gradient
         return False
     params = _onednn_params(conv, h)
-    return (
-        params is not None
-        and conv.bias is not None
-        and (params[3] or conv.weight.requires_grad)  # not a _FrozenConvolution
-        and _compute_dtype(conv.weight, h, params) in (None, h.dtype)
-    )
+    return _runs_as_convolution(conv, params) and _compute_dtype(conv.weight, h, params) in (None, h.dtype)
 
 
 def _apply(layer, h):
@@ -267,19 +263,28 @@ def _conv(conv, h, relu_first=False):
       the input gradient (see :func:`_input_gradient`); a strided one of a
       few-channel image computes that gradient through space-to-depth,
       four times as fast (:func:`_space_to_depth_input_gradient`).
+    - A convolution with at most 4 output pixels (the encoder's last) runs
+      as one matrix product of its input's patches
+      (:func:`_patch_convolution`): 2-5x as fast, forward and backward.
     - With ``relu_first``, the in-place ReLU before the convolution runs
       inside it: ``h`` is overwritten by its ReLU, whose backward the
       convolution's backward computes in place (:func:`_relu_folds` says
       when).
     """
     params = _onednn_params(conv, h)
-    if params is None:
-        return conv(h)
-    if not params[3] and not conv.weight.requires_grad:
+    if _runs_as_convolution(conv, params):
+        return _Convolution.apply(h, conv.weight, conv.bias, params, relu_first)
+    if relu_first:  # not reached through _relu_folds, which checks the same
+        h = torch.relu_(h)
+    if params is not None and not params[3] and not conv.weight.requires_grad:
         return _FrozenConvolution.apply(h, conv.weight, conv.bias, params)
-    if conv.bias is None:
-        return conv(h)
-    return _Convolution.apply(h, conv.weight, conv.bias, params, relu_first)
+    return conv(h)
+
+
+def _runs_as_convolution(conv, params):
+    """Whether :func:`_conv` runs ``conv`` as a :class:`_Convolution`, given :func:`_onednn_params`."""
+    frozen = params is not None and not params[3] and not conv.weight.requires_grad
+    return params is not None and not frozen and conv.bias is not None
 
 
 def _onednn_params(conv, h):
@@ -319,6 +324,9 @@ def _in_dtype(dtype, x, weight, bias):
 class _Convolution(torch.autograd.Function):
     """A (transposed) convolution with the forward and backward of :func:`_conv`.
 
+    With ``relu_first`` it first overwrites its input ``x`` with ``relu(x)``,
+    as the in-place ReLU module before it would (:func:`_relu_folds`), and
+    returns the gradient with respect to the ReLU's input.
     First-order gradients only (``once_differentiable``): double backward
     and ``torch.func`` transforms are not supported.
     """
@@ -529,7 +537,7 @@ def _patches_pay(x, weight, params):
             or not x.is_contiguous(memory_format=torch.channels_last)):
         return False
     out_h, out_w = ((x.shape[2 + i] - weight.shape[2 + i]) // stride[i] + 1 for i in range(2))
-    return out_h * out_w <= 4
+    return out_h >= 1 and out_w >= 1 and out_h * out_w <= 4
 
 
 def _patches(x, kernel, stride):
@@ -558,7 +566,9 @@ def _patch_convolution(x, weight, bias, stride):
     out_h, out_w = (h - k_h) // stride[0] + 1, (w - k_w) // stride[1] + 1
     kernel = weight.permute(0, 2, 3, 1).reshape(c_out, -1)  # columns in _patches' order
     out = _product(_patches(x, (k_h, k_w), stride), kernel.t()) + bias
-    return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2)
+    # A copy (of at most 4 pixels), not a view: an output of a custom
+    # Function that is a view may not be modified in place.
+    return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2).clone(memory_format=torch.channels_last)
 
 
 def _patch_convolution_backward(grad, x, weight, stride, need_x, need_weight):
@@ -576,7 +586,7 @@ def _patch_convolution_backward(grad, x, weight, stride, need_x, need_weight):
         grad_patches = _product(grad, kernel).view(n, out_h, out_w, k_h, k_w, c_in)
         # Overlapping patches add up in float32, as the convolution's own
         # backward accumulates, also under bf16.
-        grad_x = torch.zeros(n, h, w, c_in, dtype=torch.promote_types(x.dtype, torch.float32))
+        grad_x = x.new_zeros(n, h, w, c_in, dtype=torch.promote_types(x.dtype, torch.float32))
         for y in range(out_h):  # at most 4 output pixels (_patches_pay)
             for x_ in range(out_w):
                 top, left = y * stride[0], x_ * stride[1]
@@ -714,7 +724,8 @@ def _onednn_linear():
         def linear(x, w):
             return op(x, w, None, "none", [], "")
 
-        x, w = torch.arange(6.0).view(2, 3), torch.arange(12.0).view(4, 3)
+        x = torch.arange(6, dtype=torch.float32, device="cpu").view(2, 3)
+        w = torch.arange(12, dtype=torch.float32, device="cpu").view(4, 3)
         return linear if torch.equal(linear(x, w), x @ w.t()) else None
     except (AttributeError, RuntimeError):  # no such operator, or not this signature
         return None
@@ -743,6 +754,9 @@ def _product(a, b):
 
 
 def _onednn_multiplies(a, b):
-    """Whether ``a @ b`` goes through oneDNN's linear operator: float32 CPU matrices, where torch has it."""
+    """Whether ``a @ b`` goes through oneDNN's linear operator: float32 CPU matrices, where torch has it.
+
+    Not where the user turned oneDNN off (``torch.backends.mkldnn.enabled``).
+    """
     return (a.device.type == b.device.type == "cpu" and a.dtype == b.dtype == torch.float32
-            and _onednn_linear() is not None)
+            and torch.backends.mkldnn.enabled and _onednn_linear() is not None)
