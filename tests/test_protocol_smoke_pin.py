@@ -30,7 +30,7 @@ decoder-retrain errors first:
 - where they reproduce the pins to 1e-9, this machine rounds as the pinning
   one did, and every metric must reproduce its pin to 1e-9;
 - elsewhere the baseline must still match exactly, the decoder-retrain
-  errors to 1e-3, and the heads' errors to 35%. That still catches a
+  errors to 1e-3, and the heads' errors to 45%. That still catches a
   protocol change that alters splits, units or which rows are produced, but
   not a subtle one; such a machine warns that only the coarse check ran.
 
@@ -84,8 +84,10 @@ EXACT_REL = 1e-9
 
 #: Relative tolerances where this machine's float rounding differs from the
 #: pinning machine's (see the module docstring): measured across two CPU
-#: models, at most 1.3e-4 for the decoder-retrain errors and 25% for heads.
-CROSS_CPU_REL = {"decoder-retrain": 1e-3, "head": 0.35}
+#: models, at most 1.3e-4 for the decoder-retrain errors and 25% for heads;
+#: the tenth round's rounding changes on one CPU moved heads by up to 32%,
+#: so 35% left too little room. A head off by half still fails.
+CROSS_CPU_REL = {"decoder-retrain": 1e-3, "head": 0.45}
 
 
 def _rounds_like_pinning_machine(got):
