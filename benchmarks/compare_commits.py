@@ -27,9 +27,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _ours(name):
+    """Whether ``name`` is the name of skperceptual or one of its modules."""
+    return name == "skperceptual" or name.startswith("skperceptual.")
+
+
 def _use(modules):
     """Make ``modules`` (a package's ``skperceptual*`` entries) the ones imports find."""
-    for name in [k for k in sys.modules if k == "skperceptual" or k.startswith("skperceptual.")]:
+    for name in [k for k in sys.modules if _ours(k)]:
         del sys.modules[name]
     sys.modules.update(modules)
 
@@ -51,7 +56,7 @@ def load(root):
                 importlib.import_module(f"skperceptual.{module.name}")
     finally:
         sys.path.pop(0)
-    return cls, {k: v for k, v in sys.modules.items() if k == "skperceptual" or k.startswith("skperceptual.")}
+    return cls, {k: v for k, v in sys.modules.items() if _ours(k)}
 
 
 def checkout(commit):

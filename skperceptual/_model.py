@@ -541,8 +541,18 @@ def _patches_pay(x, weight, params):
     if (transposed or groups != 1 or tuple(padding) != (0, 0) or tuple(dilation) != (1, 1)
             or not x.is_contiguous(memory_format=torch.channels_last)):
         return False
-    out_h, out_w = ((x.shape[2 + i] - weight.shape[2 + i]) // stride[i] + 1 for i in range(2))
+    out_h, out_w = _patch_grid(x, weight.shape[2:], stride)
     return out_h >= 1 and out_w >= 1 and out_h * out_w <= 4
+
+
+def _patch_grid(x, kernel, stride):
+    """``(out_h, out_w)``: how many patches an unpadded convolution of ``x`` sees down and across."""
+    return tuple((x.shape[2 + i] - kernel[i]) // stride[i] + 1 for i in range(2))
+
+
+def _kernel_matrix(weight):
+    """A convolution's kernel as ``(C_out, k_h * k_w * C_in)``, columns in :func:`_patches`' order."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 def _patches(x, kernel, stride):
@@ -552,9 +562,9 @@ def _patches(x, kernel, stride):
     strided view of ``x`` copied once (channels-last, the copy reads
     contiguous runs of ``C``).
     """
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     (k_h, k_w), (s_h, s_w) = kernel, stride
-    out_h, out_w = (h - k_h) // s_h + 1, (w - k_w) // s_w + 1
+    out_h, out_w = _patch_grid(x, kernel, stride)
     st_n, st_c, st_h, st_w = x.stride()
     view = x.as_strided((n, out_h, out_w, k_h, k_w, c), (st_n, s_h * st_h, s_w * st_w, st_h, st_w, st_c))
     return view.reshape(n * out_h * out_w, k_h * k_w * c)
@@ -566,14 +576,12 @@ def _patch_convolution(x, weight, bias, stride):
     The same sums of products as the convolution, in another order. The
     output is channels-last, like ``x``.
     """
-    n, _, h, w = x.shape
-    c_out, _, k_h, k_w = weight.shape
-    out_h, out_w = (h - k_h) // stride[0] + 1, (w - k_w) // stride[1] + 1
-    kernel = weight.permute(0, 2, 3, 1).reshape(c_out, -1)  # columns in _patches' order
-    out = _product(_patches(x, (k_h, k_w), stride), kernel.t()) + bias
+    out_h, out_w = _patch_grid(x, weight.shape[2:], stride)
+    out = _product(_patches(x, weight.shape[2:], stride), _kernel_matrix(weight).t()) + bias
+    out = out.view(len(x), out_h, out_w, weight.shape[0]).permute(0, 3, 1, 2)
     # A copy (of at most 4 pixels), not a view: an output of a custom
     # Function that is a view may not be modified in place.
-    return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2).clone(memory_format=torch.channels_last)
+    return out.clone(memory_format=torch.channels_last)
 
 
 def _patch_convolution_backward(grad, x, weight, stride, need_x, need_weight):
@@ -587,8 +595,7 @@ def _patch_convolution_backward(grad, x, weight, stride, need_x, need_weight):
         patches = _patches(x, (k_h, k_w), stride)
         grad_weight = _product(grad.t(), patches).view(c_out, k_h, k_w, c_in).permute(0, 3, 1, 2)
     if need_x:
-        kernel = weight.permute(0, 2, 3, 1).reshape(c_out, -1)
-        grad_patches = _product(grad, kernel).view(n, out_h, out_w, k_h, k_w, c_in)
+        grad_patches = _product(grad, _kernel_matrix(weight)).view(n, out_h, out_w, k_h, k_w, c_in)
         # Overlapping patches add up in float32, as the convolution's own
         # backward accumulates, also under bf16.
         grad_x = x.new_zeros(n, h, w, c_in, dtype=torch.promote_types(x.dtype, torch.float32))
