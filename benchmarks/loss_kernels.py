@@ -35,7 +35,8 @@ import skperceptual.perceptual as perceptual
 from skperceptual._allocator import retain_freed_memory
 from skperceptual._layout import space_to_depth
 from skperceptual import _model
-from skperceptual._model import _onednn_linear, _product, _space_to_depth_input_gradient, _space_to_depth_kernel
+from skperceptual._model import _space_to_depth_input_gradient, _space_to_depth_kernel
+from skperceptual._onednn import onednn_linear, product
 
 
 def space_to_depth_forward(conv, x):
@@ -101,8 +102,8 @@ def main():
     for title, a, b in (("product", h, weight), ("input gradient", grad, weight.t()),
                         ("weight gradient", h.t(), grad)):
         contenders = {"MKL (a @ b)": lambda a=a, b=b: a @ b}
-        if _onednn_linear() is not None:  # else _product is a @ b too
-            contenders["oneDNN (_model._matmul)"] = lambda a=a, b=b: _product(a, b)
+        if onednn_linear() is not None:  # else product is a @ b too
+            contenders["oneDNN (_model._matmul)"] = lambda a=a, b=b: product(a, b)
         with torch.no_grad():
             report(f"seed-map {title}, float32, batch {args.batch}", timed(contenders, args.reps))
 

@@ -1,13 +1,12 @@
 """The paper's convolutional (variational) autoencoder."""
 
-import functools
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules import module as module_lib
 
 from ._layout import depth_to_space
+from ._onednn import onednn_multiplies as _onednn_multiplies, product as _product
 
 #: Spatial sizes the architecture reconstructs exactly: 64 + 16 n.
 MIN_SIZE, SIZE_STEP = 64, 16
@@ -719,30 +718,6 @@ def _matmul(a, b):
     return a @ b
 
 
-@functools.cache
-def _onednn_linear():
-    """oneDNN's float32 ``x @ w.T`` as a function of ``(x, w)``, or None where this torch lacks it.
-
-    ``torch.ops.mkldnn._linear_pointwise`` is the operator PyTorch's own
-    compiler emits for linear layers on the CPU. It is looked up and
-    checked once, on a product it must compute exactly, so that a torch
-    build without it, or with another signature, falls back to ``@``.
-    """
-    try:
-        if not torch.backends.mkldnn.is_available():
-            return None
-        op = torch.ops.mkldnn._linear_pointwise
-
-        def linear(x, w):
-            return op(x, w, None, "none", [], "")
-
-        x = torch.arange(6, dtype=torch.float32, device="cpu").view(2, 3)
-        w = torch.arange(12, dtype=torch.float32, device="cpu").view(4, 3)
-        return linear if torch.equal(linear(x, w), x @ w.t()) else None
-    except (AttributeError, RuntimeError):  # no such operator, or not this signature
-        return None
-
-
 class _OneDNNMatmul(torch.autograd.Function):
     """``a @ b`` and both its gradients through oneDNN's linear operator (:func:`_matmul`)."""
 
@@ -758,17 +733,3 @@ class _OneDNNMatmul(torch.autograd.Function):
         grad_a = _product(grad, b.t()) if ctx.needs_input_grad[0] else None
         grad_b = _product(a.t(), grad) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
-
-
-def _product(a, b):
-    """``a @ b`` outside autograd, through oneDNN where :func:`_onednn_multiplies` says so."""
-    return _onednn_linear()(a, b.t()) if _onednn_multiplies(a, b) else a @ b
-
-
-def _onednn_multiplies(a, b):
-    """Whether ``a @ b`` goes through oneDNN's linear operator: float32 CPU matrices, where torch has it.
-
-    Not where the user turned oneDNN off (``torch.backends.mkldnn.enabled``).
-    """
-    return (a.device.type == b.device.type == "cpu" and a.dtype == b.dtype == torch.float32
-            and torch.backends.mkldnn.enabled and _onednn_linear() is not None)

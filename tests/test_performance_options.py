@@ -6,7 +6,7 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
-from skperceptual import _model
+from skperceptual import _model, _onednn
 from skperceptual._model import (
     ConvAutoencoder, _conv, _matmul, _patches_pay, _phase_pays, _relu_folds, _run, _seed_deconv,
 )
@@ -32,7 +32,7 @@ def test_seed_deconv_matches_conv_transpose(size):
 def test_matmul_through_onednn_matches_the_product_and_its_gradients(transposed):
     # The seed map's product (_seed_deconv) and its gradients, also for
     # operands that are transposed views, as the channels-last weight is.
-    if _model._onednn_linear() is None:
+    if _onednn.onednn_linear() is None:
         pytest.skip("this torch build has no oneDNN linear operator: _matmul is the plain product")
     torch.manual_seed(0)
     a = torch.randn(7, 5, requires_grad=True)
@@ -99,7 +99,7 @@ def test_matmul_is_the_plain_product_under_autocast_or_without_onednn(monkeypatc
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert _matmul(a, b).dtype == torch.bfloat16  # autocast's own bf16 product
     assert _matmul(a.double(), b.double()).grad_fn.name() == "MmBackward0"
-    monkeypatch.setattr(_model, "_onednn_linear", lambda: None)  # a torch without the operator
+    monkeypatch.setattr(_onednn, "onednn_linear", lambda: None)  # a torch without the operator
     out = _matmul(a, b)
     assert out.grad_fn.name() == "MmBackward0"
     torch.testing.assert_close(out, a @ b)
