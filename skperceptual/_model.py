@@ -7,6 +7,7 @@ from torch.nn.modules import module as module_lib
 
 from ._layout import depth_to_space
 from ._onednn import onednn_multiplies as _onednn_multiplies, product as _product
+from ._spectral import spectral_convolution, spectral_input_gradient, spectral_pays
 
 #: Spatial sizes the architecture reconstructs exactly: 64 + 16 n.
 MIN_SIZE, SIZE_STEP = 64, 16
@@ -402,6 +403,8 @@ class _FrozenConvolution(torch.autograd.Function):
     def forward(x, weight, bias, params):
         device = x.device.type
         x, weight, bias = _in_dtype(autocast_dtype(device), x, weight, bias)
+        if spectral_pays(x.shape[2:], x, weight, params):
+            return spectral_convolution(x, weight, bias, params[1])
         with torch.autocast(device, enabled=False):
             return torch.ops.aten.convolution(x, weight, bias, *params)
 
@@ -437,6 +440,10 @@ def _input_gradient(grad, weight, size, params):
     """
     if _space_to_depth_pays(weight, params):
         return _space_to_depth_input_gradient(grad, weight, size, params)
+    # Not when the gradient must itself be differentiable (double backward,
+    # torch.func): oneDNN's products are not, the transposed convolution is.
+    if not torch.is_grad_enabled() and spectral_pays(size, grad, weight, params):
+        return spectral_input_gradient(grad, weight, size, params[1])
     stride, padding, dilation, _, _, groups = params
     output_padding = [
         size[i] - ((grad.shape[2 + i] - 1) * stride[i] - 2 * padding[i]

@@ -1,4 +1,4 @@
-"""Mean squared error whose gradient keeps a channels-last input channels-last.
+"""Mean squared error whose gradient keeps a channels-last (or pixel-major) input's layout.
 
 ``F.mse_loss``'s backward allocates its gradient in the contiguous (NCHW)
 layout whatever the input's. Every elementwise backward after it (the
@@ -20,7 +20,8 @@ def mse_loss(input, target):
 
     A channels-last 4-d input is compared as its NHWC view, which is
     contiguous, so the backward's contiguous gradient is channels-last once
-    viewed back as NCHW. The same elements are reduced in the same memory
+    viewed back as NCHW; a pixel-major one (memory ordered ``(H, W, C, N)``,
+    a spectral convolution's output) likewise as its HWCN view. The same elements are reduced in the same memory
     order, and each gradient element has the same formula: values are those
     of ``F.mse_loss``. Differentiable like it (double backward,
     ``torch.func``), and autocast treats it the same way.
@@ -45,8 +46,11 @@ def mse_loss(input, target):
     >>> x_hat.grad.is_contiguous(memory_format=torch.channels_last)
     True
     """
-    # Channels-last, asked in the form vmap supports (torch.func).
-    if (input.dim() == 4 and input.shape == target.shape and not input.is_contiguous()
-            and input.permute(0, 2, 3, 1).is_contiguous()):
-        input, target = input.permute(0, 2, 3, 1), target.permute(0, 2, 3, 1)
+    # Channels-last, or pixel-major as a spectral convolution writes its
+    # maps (_spectral), asked in the form vmap supports (torch.func).
+    if input.dim() == 4 and input.shape == target.shape and not input.is_contiguous():
+        for order in ((0, 2, 3, 1), (2, 3, 1, 0)):
+            if input.permute(order).is_contiguous():
+                input, target = input.permute(order), target.permute(order)
+                break
     return F.mse_loss(input, target)
