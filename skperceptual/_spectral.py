@@ -94,10 +94,17 @@ def spectral_convolution(x, weight, bias, padding):
     blocks, _ = _kernel_blocks(weight, (h, w), padding)
     spectra = product(transform, x.permute(2, 3, 1, 0).reshape(h * w, c * n))
     mixed = _mix(blocks, spectra.view(len(blocks), 2 * c, n))
-    out = product(inverse, mixed.view(-1, d * n)).view(out_h, out_w, d, n).permute(3, 2, 0, 1)
-    # A new tensor in the same memory order, not a view: autograd forbids
-    # modifying a custom Function's view in place, as the ReLU after it does.
-    return out.clone() if bias is None else out + bias.view(1, d, 1, 1)
+    if bias is not None:
+        # The bias is the output's frequency 0 (the first), whose real part
+        # the inverse transform divides by the circle's area.
+        mixed[0, :d] += bias.view(d, 1) * _area((h, w), padding)
+    out = product(inverse, mixed.view(-1, d * n))
+    # The product's memory as (N, D, H', W'), a tensor of its own rather
+    # than a view: autograd forbids modifying a custom Function's view in
+    # place, as the ReLU after it does, and a copy would cost a pass.
+    shape, order = (n, d, out_h, out_w), (3, 2, 0, 1)
+    strides = out.view(out_h, out_w, d, n).permute(order).stride()
+    return out.new_empty(0).set_(out.untyped_storage(), out.storage_offset(), shape, strides)
 
 
 def spectral_input_gradient(grad, weight, size, padding):
@@ -145,10 +152,36 @@ def _circle(size, padding):
     return tuple(s + p for s, p in zip(size, padding))
 
 
-def _frequencies(size, padding):
-    """How many complex frequencies a real 2-d transform of :func:`_circle`'s size keeps."""
+def _area(size, padding):
     n1, n2 = _circle(size, padding)
-    return n1 * (n2 // 2 + 1)
+    return n1 * n2
+
+
+@functools.lru_cache(maxsize=32)
+def _kept(size, padding):
+    """The frequencies ``(f1, f2)`` the products keep, frequency 0 first, and each one's multiplicity.
+
+    A real map's spectrum is Hermitian: ``X[-f1, -f2]`` is the conjugate
+    of ``X[f1, f2]``. ``rfft2`` keeps the last axis's frequencies up to
+    ``n2 / 2``; on its columns 0 and (even ``n2``) ``n2 / 2``, which are
+    their own conjugates' columns, only ``f1 <= n1 / 2`` are kept. Each
+    kept frequency stands for itself and its conjugate (multiplicity 2)
+    unless it is its own conjugate (1). For 9x9 circles, 41 instead of 45.
+    """
+    n1, n2 = _circle(size, padding)
+
+    def own_conjugate(f, n):
+        return f == 0 or 2 * f == n
+
+    kept = [(f1, f2) for f2 in range(n2 // 2 + 1) for f1 in range(n1)
+            if not own_conjugate(f2, n2) or f1 <= n1 // 2]
+    counted = [1 if own_conjugate(f1, n1) and own_conjugate(f2, n2) else 2 for f1, f2 in kept]
+    return torch.tensor(kept), torch.tensor(counted, dtype=torch.float64)
+
+
+def _frequencies(size, padding):
+    """How many frequencies the products mix: :func:`_kept`'s."""
+    return len(_kept(size, padding)[1])
 
 
 @functools.lru_cache(maxsize=32)
@@ -156,31 +189,26 @@ def _transforms(size, kernel, padding, device):
     """The DFT matrices ``(transform, transform.T, inverse.T, inverse)``, float32 on ``device``.
 
     ``transform`` maps an ``H x W`` map, zero-padded to :func:`_circle`'s
-    size, to the real and imaginary parts of its ``rfft2`` (rows ordered
-    frequency, then part). ``inverse`` maps such a spectrum back to the
-    output's pixels: ``irfft2`` restricted to the ``H' x W'`` it needs.
-    Built in float64.
+    size, to the real and imaginary parts of its spectrum at
+    :func:`_kept`'s frequencies (rows ordered frequency, then part).
+    ``inverse`` maps such a spectrum back to the output's pixels: the
+    inverse DFT restricted to the ``H' x W'`` it needs, each frequency
+    counted with its conjugate. Built in float64.
     """
     n1, n2 = _circle(size, padding)
-    f1 = torch.arange(n1, dtype=torch.float64).view(-1, 1, 1, 1)
-    f2 = torch.arange(n2 // 2 + 1, dtype=torch.float64).view(1, -1, 1, 1)
+    kept, counted = _kept(size, padding)
+    f1, f2 = (kept[:, i].to(torch.float64).view(-1, 1, 1) for i in (0, 1))
 
     def phases(rows, cols):
-        i = torch.arange(rows, dtype=torch.float64).view(1, 1, -1, 1)
-        j = torch.arange(cols, dtype=torch.float64).view(1, 1, 1, -1)
+        i = torch.arange(rows, dtype=torch.float64).view(1, -1, 1)
+        j = torch.arange(cols, dtype=torch.float64).view(1, 1, -1)
         return 2 * math.pi * (f1 * i / n1 + f2 * j / n2)
 
     forward = phases(*size)
-    transform = torch.stack([forward.cos(), -forward.sin()], 2).reshape(-1, size[0] * size[1])
-    # A real signal's spectrum counts each frequency of the last axis
-    # twice, as itself and its conjugate, except 0 and (even sizes) n2 / 2.
-    counted = torch.full((n2 // 2 + 1,), 2.0, dtype=torch.float64)
-    counted[0] = 1.0
-    if n2 % 2 == 0:
-        counted[-1] = 1.0
-    scale = counted.view(1, -1, 1, 1) / (n1 * n2)
+    transform = torch.stack([forward.cos(), -forward.sin()], 1).reshape(-1, size[0] * size[1])
+    scale = counted.view(-1, 1, 1) / (n1 * n2)
     backward = phases(*_output_size(size, kernel, padding))
-    inverse = torch.stack([backward.cos() * scale, -backward.sin() * scale], 2).reshape(transform.shape[0], -1).t()
+    inverse = torch.stack([backward.cos() * scale, -backward.sin() * scale], 1).reshape(transform.shape[0], -1).t()
     return tuple(m.to(device=device, dtype=torch.float32).contiguous()
                  for m in (transform, transform.t(), inverse.t(), inverse))
 
@@ -197,10 +225,10 @@ def _kernel_blocks(weight, size, padding):
     ``(F, 2D, 2C)`` and ``blocks_t`` is its per-frequency transpose, the
     input gradient's.
     """
-    kept = _blocks.setdefault(weight, {})
+    cached = _blocks.setdefault(weight, {})
     key = (tuple(size), tuple(padding))
-    if key in kept and torch.equal(kept[key][0], weight):
-        return kept[key][1]
+    if key in cached and torch.equal(cached[key][0], weight):
+        return cached[key][1]
     d, c, k1, k2 = weight.shape
     n1, n2 = _circle(size, padding)
     # The kernel's tap t sits at (padding - t) mod n on the circle, so that
@@ -210,9 +238,10 @@ def _kernel_blocks(weight, size, padding):
     for a in range(k1):
         for b in range(k2):
             placed[:, :, (padding[0] - a) % n1, (padding[1] - b) % n2] += weight[:, :, a, b].double()
-    spectrum = torch.fft.rfft2(placed).permute(2, 3, 0, 1).reshape(-1, d, c)
+    frequencies, _ = _kept(size, padding)
+    spectrum = torch.fft.rfft2(placed)[:, :, frequencies[:, 0], frequencies[:, 1]].permute(2, 0, 1)
     re, im = spectrum.real, spectrum.imag
     blocks = torch.cat([torch.cat([re, -im], 2), torch.cat([im, re], 2)], 1)
     result = tuple(b.to(weight.dtype).contiguous() for b in (blocks, blocks.transpose(1, 2)))
-    kept[key] = (weight.detach().clone(), result)
+    cached[key] = (weight.detach().clone(), result)
     return result
