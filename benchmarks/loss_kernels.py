@@ -18,7 +18,10 @@ in float32 and bf16, and on the loss's backward, it times:
   pooling before the first ReLU (``_model._pools_first``);
 - the autoencoder's seed-map product (``_model._seed_deconv``, 1024 by
   128x5x5 at 64x64) and its two gradient products in float32, PyTorch's
-  own (MKL) against oneDNN's (``_model._matmul``).
+  own (MKL) against oneDNN's (``_model._matmul``);
+- AlexNet's second convolution (5x5, 64 to 192 channels, 7x7 maps) in
+  float32, forward and input gradient, oneDNN's direct convolution against
+  the spectral one (``_spectral``); and the whole loss with each.
 
 Contenders alternate within each repetition; each line prints the median
 (min-max) in ms.
@@ -37,6 +40,7 @@ from skperceptual._layout import space_to_depth
 from skperceptual import _model
 from skperceptual._model import _space_to_depth_input_gradient, _space_to_depth_kernel
 from skperceptual._onednn import onednn_linear, product
+from skperceptual._spectral import spectral_convolution, spectral_input_gradient
 
 
 def space_to_depth_forward(conv, x):
@@ -107,27 +111,44 @@ def main():
         with torch.no_grad():
             report(f"seed-map {title}, float32, batch {args.batch}", timed(contenders, args.reps))
 
+    # AlexNet's second convolution on the pooled 7x7 maps of 64x64 images.
+    conv2 = net[3]
+    h = torch.rand(args.batch, 64, 7, 7).contiguous(memory_format=cl)
+    grad = torch.randn(args.batch, 192, 7, 7).contiguous(memory_format=cl)
+    spectral_grad = spectral_convolution(h, conv2.weight, None, conv2.padding)  # its pixel-major layout
+    with retain_freed_memory(), torch.no_grad():
+        report(f"AlexNet conv2 forward, float32, batch {args.batch}", timed({
+            "direct (oneDNN)": lambda: F.conv2d(h, conv2.weight, conv2.bias, 1, 2),
+            "spectral": lambda: spectral_convolution(h, conv2.weight, conv2.bias, conv2.padding),
+        }, args.reps))
+        report(f"AlexNet conv2 input gradient, float32, batch {args.batch}", timed({
+            "direct (oneDNN)": lambda: F.conv_transpose2d(grad, conv2.weight, None, 1, 2),
+            "spectral": lambda: spectral_input_gradient(spectral_grad, conv2.weight, (7, 7), conv2.padding),
+        }, args.reps))
+
     loss = perceptual.PerceptualLoss(net)
     target = torch.rand_like(x)
 
-    def step(mse, pool_first):
+    def step(mse, pool_first, spectral=True):
         def run():
             perceptual.mse_loss = mse
             _model._pools_first = pools_first if pool_first else lambda relu, pool: False
+            _model.spectral_pays = pays if spectral else lambda *args: False
             x_hat = x.clone().requires_grad_()
             loss(x_hat, target).backward()
         return run
 
-    ours, pools_first = perceptual.mse_loss, _model._pools_first
+    ours, pools_first, pays = perceptual.mse_loss, _model._pools_first, _model.spectral_pays
     try:
         with retain_freed_memory():
             report(f"perceptual loss, forward and backward, float32, batch {args.batch}, channels-last", timed({
-                "F.mse_loss (NCHW gradient)": step(F.mse_loss, False),
-                "_mse.mse_loss": step(ours, False),
-                "_mse.mse_loss, pooling first": step(ours, True),
+                "F.mse_loss (NCHW gradient)": step(F.mse_loss, False, False),
+                "_mse.mse_loss": step(ours, False, False),
+                "_mse.mse_loss, pooling first": step(ours, True, False),
+                "the same, conv2 spectral": step(ours, True),
             }, args.reps))
     finally:
-        perceptual.mse_loss, _model._pools_first = ours, pools_first
+        perceptual.mse_loss, _model._pools_first, _model.spectral_pays = ours, pools_first, pays
 
 
 if __name__ == "__main__":

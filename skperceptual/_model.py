@@ -262,7 +262,11 @@ def _conv(conv, h, relu_first=False):
       keeps no copy of its input for the backward pass, which needs only
       the input gradient (see :func:`_input_gradient`); a strided one of a
       few-channel image computes that gradient through space-to-depth,
-      four times as fast (:func:`_space_to_depth_input_gradient`).
+      four times as fast (:func:`_space_to_depth_input_gradient`). A
+      frozen stride-1 convolution of small maps (AlexNet's second layer)
+      runs forward and backward as a product of spectra
+      (:mod:`._spectral`): 12.7 vs 25.5 ms forward, 11.7 vs 23.4 ms for
+      the input gradient.
     - A convolution with at most 4 output pixels (the encoder's last) runs
       as one matrix product of its input's patches
       (:func:`_patch_convolution`): forward 2.0x (fp32) and 1.7x (bf16)
@@ -395,6 +399,8 @@ class _FrozenConvolution(torch.autograd.Function):
     the weight require gradients after all (``torch.func`` over the
     weights), the input is kept and its gradient computed. The backward is
     itself differentiable: double backward and ``torch.func.grad`` work.
+    Where :func:`._spectral.spectral_pays`, forward and input gradient go
+    through the maps' spectra, the latter unless it must be differentiable.
     """
 
     generate_vmap_rule = True
@@ -436,7 +442,8 @@ def _input_gradient(grad, weight, size, params):
     convolution's own backward (bit-identical, measured), which however
     needs the input tensor and copies even a stand-in for it (27 MB for
     AlexNet's first layer at batch 512). A strided convolution of a
-    few-channel image goes through :func:`_space_to_depth_input_gradient`.
+    few-channel image goes through :func:`_space_to_depth_input_gradient`,
+    one that ran spectrally through :func:`._spectral.spectral_input_gradient`.
     """
     if _space_to_depth_pays(weight, params):
         return _space_to_depth_input_gradient(grad, weight, size, params)

@@ -240,8 +240,9 @@ class PerceptualLoss(nn.Module):
         if self.normalize:
             x = (x - self.mean) / self.std
         # Convolutions through _conv: on the CPU a frozen one keeps no copy
-        # of its input for the backward pass, and a strided first layer gets
-        # its input gradient through space-to-depth (_FrozenConvolution).
+        # of its input for the backward pass, a strided first layer gets
+        # its input gradient through space-to-depth, and a stride-1 layer
+        # of small maps runs spectrally (_FrozenConvolution, _spectral).
         return torch.sigmoid(_run(self.net, x))
 
     def forward(self, x_hat, x):
