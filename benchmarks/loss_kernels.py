@@ -21,13 +21,17 @@ in float32 and bf16, and on the loss's backward, it times:
   own (MKL) against oneDNN's (``_model._matmul``);
 - AlexNet's second convolution (5x5, 64 to 192 channels, 7x7 maps) in
   float32, forward and input gradient, oneDNN's direct convolution against
-  the spectral one (``_spectral``); and the whole loss with each.
+  the spectral one (``_spectral``); and the whole loss with each, and the
+  error of its input gradient against float64 arithmetic with each (batch
+  64, AlexNet's ImageNet weights where ``skperceptual weights show`` finds
+  them, random ones otherwise).
 
 Contenders alternate within each repetition; each line prints the median
 (min-max) in ms.
 """
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -41,6 +45,7 @@ from skperceptual import _model
 from skperceptual._model import _space_to_depth_input_gradient, _space_to_depth_kernel
 from skperceptual._onednn import onednn_linear, product
 from skperceptual._spectral import spectral_convolution, spectral_input_gradient
+from skperceptual.weights import weights_source
 
 
 def space_to_depth_forward(conv, x):
@@ -70,6 +75,29 @@ def report(title, results):
     print(title)
     for name, (med, lo, hi) in results.items():
         print(f"  {name:<32} {med:7.1f} ms ({lo:.1f}-{hi:.1f})")
+
+
+def gradient_error(net, spectral, batch=64):
+    """Relative RMS and max error of the perceptual loss's input gradient, float32 against float64.
+
+    The images and their noisy reconstructions are fixed (seed 0); conv2
+    runs directly or spectrally in float32, and directly in float64.
+    """
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, 64, 64, dtype=torch.float64)
+    x_hat = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    pays = _model.spectral_pays
+    grads = {}
+    try:
+        for dtype in (torch.float64, torch.float32):
+            _model.spectral_pays = pays if spectral and dtype == torch.float32 else lambda *args: False
+            loss = perceptual.PerceptualLoss(copy.deepcopy(net).to(dtype))
+            a = x_hat.to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+            (grads[dtype],) = torch.autograd.grad(loss(a, x.to(dtype).contiguous(memory_format=torch.channels_last)), a)
+    finally:
+        _model.spectral_pays = pays
+    error = grads[torch.float32].double() - grads[torch.float64]
+    return (error.norm() / grads[torch.float64].norm()).item(), (error.abs().max() / grads[torch.float64].abs().max()).item()
 
 
 def main():
@@ -149,6 +177,12 @@ def main():
             }, args.reps))
     finally:
         perceptual.mse_loss, _model._pools_first, _model.spectral_pays = ours, pools_first, pays
+
+    weights = "imagenet" if weights_source("alexnet")[0] is not None else None
+    print(f"perceptual loss's input gradient in float32 against float64, {weights or 'random'} weights, batch 64")
+    for name, spectral in (("conv2 direct", False), ("conv2 spectral", True)):
+        rms, largest = gradient_error(perceptual.load_perceptual_net(weights=weights), spectral)
+        print(f"  {name:<32} relative error {rms:.1e} (rms), {largest:.1e} (max)")
 
 
 if __name__ == "__main__":
