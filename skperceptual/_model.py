@@ -9,6 +9,9 @@ from ._layout import depth_to_space
 from ._onednn import onednn_multiplies as _onednn_multiplies, product as _product
 from ._spectral import spectral_convolution, spectral_input_gradient, spectral_pays
 
+#: Layers that act on each element alone, whatever the memory order (:func:`_outputs`).
+_ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Identity)
+
 #: Spatial sizes the architecture reconstructs exactly: 64 + 16 n.
 MIN_SIZE, SIZE_STEP = 64, 16
 
@@ -173,6 +176,12 @@ def _outputs(layers, h, cuts=()):
     whose position is in ``cuts``, where a caller reads it.
     """
     layers = list(layers)
+    # Where only elementwise layers follow, a frozen convolution may hand
+    # on its maps pixel-major, as a spectral one writes them (_spectral);
+    # a pooling or convolution after it would first copy them back.
+    tail = len(layers)
+    while tail and type(layers[tail - 1]) in _ELEMENTWISE:
+        tail -= 1
     i = 0
     while i < len(layers):
         pair = i + 1 not in cuts and i + 1 < len(layers)
@@ -183,7 +192,7 @@ def _outputs(layers, h, cuts=()):
             h = _conv(layers[i + 1], h, relu_first=True)
             i += 2
         else:
-            h = _apply(layers[i], h)
+            h = _apply(layers[i], h, pixel_major=i + 1 >= tail)
             i += 1
         yield i, h
 
@@ -232,16 +241,18 @@ def _relu_folds(relu, conv, h):
     return _runs_as_convolution(conv, params) and _compute_dtype(conv.weight, h, params) in (None, h.dtype)
 
 
-def _apply(layer, h):
+def _apply(layer, h, pixel_major=False):
     """``layer(h)``, through :func:`_conv` if ``layer`` is a plain convolution.
 
     Subclasses (quantisation-aware or "same"-padding convolutions) may
     override ``forward``, so only the two stock classes qualify.
     """
-    return _conv(layer, h) if type(layer) in (nn.Conv2d, nn.ConvTranspose2d) else layer(h)
+    if type(layer) in (nn.Conv2d, nn.ConvTranspose2d):
+        return _conv(layer, h, pixel_major=pixel_major)
+    return layer(h)
 
 
-def _conv(conv, h, relu_first=False):
+def _conv(conv, h, relu_first=False, pixel_major=False):
     """``conv(h)`` for a (transposed) convolution; on the CPU, the way oneDNN runs it fastest.
 
     Departures from the module's own call, each measured in benchmarks/
@@ -271,6 +282,10 @@ def _conv(conv, h, relu_first=False):
       as one matrix product of its input's patches
       (:func:`_patch_convolution`): forward 2.0x (fp32) and 1.7x (bf16)
       as fast, backward 1.7x and 4.8x.
+    - With ``pixel_major`` (only elementwise layers follow), a frozen
+      stride-1 convolution of small maps may run spectrally and return its
+      maps in the spectral product's pixel-major memory order
+      (:mod:`._spectral`).
     - With ``relu_first``, the in-place ReLU before the convolution runs
       inside it: ``h`` is overwritten by its ReLU, whose backward the
       convolution's backward computes in place (:func:`_relu_folds` says
@@ -282,7 +297,7 @@ def _conv(conv, h, relu_first=False):
     if relu_first:  # not reached through _relu_folds, which checks the same
         h = torch.relu_(h)
     if _runs_frozen(conv, params):
-        return _FrozenConvolution.apply(h, conv.weight, conv.bias, params)
+        return _FrozenConvolution.apply(h, conv.weight, conv.bias, params, pixel_major)
     return conv(h)
 
 
@@ -406,17 +421,18 @@ class _FrozenConvolution(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x, weight, bias, params):
+    def forward(x, weight, bias, params, pixel_major=False):
         device = x.device.type
         x, weight, bias = _in_dtype(autocast_dtype(device), x, weight, bias)
-        if spectral_pays(x.shape[2:], x, weight, params):
+        if (pixel_major and spectral_pays(x.shape[2:], x, weight, params)
+                and (bias is None or bias.dtype == x.dtype)):
             return spectral_convolution(x, weight, bias, params[1])
         with torch.autocast(device, enabled=False):
             return torch.ops.aten.convolution(x, weight, bias, *params)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, weight, _, params = inputs
+        x, weight, _, params = inputs[:4]
         ctx.params, ctx.x_size = params, x.shape[2:]
         ctx.save_for_backward(weight, x if weight.requires_grad else None)
 
@@ -432,7 +448,7 @@ class _FrozenConvolution(torch.autograd.Function):
                 grad, x.to(grad.dtype), weight, None, *ctx.params, [False, True, False]
             )[1]
         grad_bias = grad.sum((0, 2, 3)) if need_bias else None
-        return grad_x, grad_weight, grad_bias, None
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 def _input_gradient(grad, weight, size, params):
@@ -447,9 +463,12 @@ def _input_gradient(grad, weight, size, params):
     """
     if _space_to_depth_pays(weight, params):
         return _space_to_depth_input_gradient(grad, weight, size, params)
-    # Not when the gradient must itself be differentiable (double backward,
-    # torch.func): oneDNN's products are not, the transposed convolution is.
-    if not torch.is_grad_enabled() and spectral_pays(size, grad, weight, params):
+    # Where the forward ran spectrally (its maps, and so their gradient,
+    # are pixel-major); not when the gradient must itself be differentiable
+    # (double backward, torch.func): oneDNN's products are not, the
+    # transposed convolution is.
+    if (not torch.is_grad_enabled() and grad.dim() == 4 and grad.permute(2, 3, 1, 0).is_contiguous()
+            and spectral_pays(size, grad, weight, params)):
         return spectral_input_gradient(grad, weight, size, params[1])
     stride, padding, dilation, _, _, groups = params
     output_padding = [

@@ -21,10 +21,11 @@ def mse_loss(input, target):
     A channels-last 4-d input is compared as its NHWC view, which is
     contiguous, so the backward's contiguous gradient is channels-last once
     viewed back as NCHW; a pixel-major one (memory ordered ``(H, W, C, N)``,
-    a spectral convolution's output) likewise as its HWCN view. The same elements are reduced in the same memory
-    order, and each gradient element has the same formula: values are those
-    of ``F.mse_loss``. Differentiable like it (double backward,
-    ``torch.func``), and autocast treats it the same way.
+    a spectral convolution's output) likewise as its HWCN view. The same
+    elements are reduced in the same memory order, and each gradient
+    element has the same formula: values are those of ``F.mse_loss``.
+    Differentiable like it (double backward, ``torch.func``), and autocast
+    treats it the same way.
 
     Parameters
     ----------
