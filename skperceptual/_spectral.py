@@ -250,14 +250,15 @@ def _kernel_blocks(weight, size, padding, transposed=False):
     """
     cached = _blocks.setdefault(weight, {})
     key = (tuple(size), tuple(padding))
-    if key in cached and torch.equal(cached[key][0], weight):
-        cached[key] = cached.pop(key)  # the most recently used last
-    else:
-        cached.pop(key, None)
-        while len(cached) >= _SIZES_KEPT:  # the least recently used first
-            del cached[next(iter(cached))]
-        cached[key] = (weight.detach().clone(), {False: _spectrum_blocks(weight, size, padding)})
-    blocks = cached[key][1]
+    # Each step pops and re-inserts, so that fits in threads sharing a
+    # weight at worst transform it twice.
+    entry = cached.pop(key, None)
+    if entry is None or not torch.equal(entry[0], weight):
+        for oldest in list(cached)[: max(len(cached) - _SIZES_KEPT + 1, 0)]:
+            cached.pop(oldest, None)
+        entry = (weight.detach().clone(), {False: _spectrum_blocks(weight, size, padding)})
+    cached[key] = entry  # the most recently used last
+    blocks = entry[1]
     if transposed not in blocks:
         blocks[transposed] = blocks[False].transpose(1, 2).contiguous()
     return blocks[transposed]

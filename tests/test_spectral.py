@@ -186,3 +186,21 @@ def test_perceptual_loss_with_the_spectral_layer_equals_the_direct_one(monkeypat
     torch.testing.assert_close(spectral[0], direct[0], rtol=1e-5, atol=0)
     torch.testing.assert_close(spectral[1], direct[1], rtol=1e-4, atol=1e-4 * direct[1].abs().max().item())
     assert spectral[1].stride() == direct[1].stride()
+
+
+def test_threads_sharing_a_weight_get_right_values():
+    # Fits in threads (joblib's threading backend) may share a loss
+    # network: the kept spectra change under them, never the values.
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    weight = torch.randn(3, 2, 5, 5)
+    inputs = [torch.randn(2, 2, s, s) for s in (5, 6, 7, 8, 9, 10) for _ in range(4)]
+
+    def check(x):
+        torch.testing.assert_close(spectral_convolution(x, weight, None, (2, 2)), F.conv2d(x, weight, None, 1, 2),
+                                   rtol=1e-5, atol=1e-5)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(check, inputs))
+    assert len(_spectral._blocks[weight]) <= _spectral._SIZES_KEPT
