@@ -30,6 +30,10 @@ from torch.utils.weak import WeakTensorKeyDictionary
 
 from ._onednn import onednn_multiplies, product
 
+#: The pixel-major order, ``(H, W, C, N)``, as a permutation of ``(N, C, H, W)``,
+#: and back.
+PIXEL_MAJOR, _FROM_PIXEL_MAJOR = (2, 3, 1, 0), (3, 2, 0, 1)
+
 #: The spectral path is taken where it multiplies at most a quarter as
 #: often as the direct convolution, on maps of at most this many pixels
 #: (the transforms are dense matrices, quadratic in the pixels).
@@ -69,6 +73,11 @@ def spectral_pays(size, operand, weight, params):
     return size[0] * size[1] <= _MAX_PIXELS and _MAX_SAVING_DENOMINATOR * spectral <= direct
 
 
+def is_pixel_major(t):
+    """Whether the 4-d tensor ``t``'s memory is ordered :data:`PIXEL_MAJOR`, as a spectral convolution writes it."""
+    return t.dim() == 4 and t.permute(PIXEL_MAJOR).is_contiguous()
+
+
 def _transformed():
     """Whether a ``torch.func`` transform is active: oneDNN's products have no batching rule.
 
@@ -104,7 +113,7 @@ def spectral_convolution(x, weight, bias, padding):
     out_h, out_w = _output_size((h, w), kernel, padding)
     transform, _, _, inverse = _transforms((h, w), kernel, padding, x.device)
     blocks = _kernel_blocks(weight, (h, w), padding)
-    spectra = product(transform, x.permute(2, 3, 1, 0).reshape(h * w, c * n))
+    spectra = product(transform, x.permute(PIXEL_MAJOR).reshape(h * w, c * n))
     mixed = _mix(blocks, spectra.view(len(blocks), 2 * c, n))
     if bias is not None:
         # The bias is the output's frequency 0 (the first), whose real part
@@ -114,9 +123,8 @@ def spectral_convolution(x, weight, bias, padding):
     # The product's memory as (N, D, H', W'), a tensor of its own rather
     # than a view: autograd forbids modifying a custom Function's view in
     # place, as the ReLU after it does, and a copy would cost a pass.
-    shape, order = (n, d, out_h, out_w), (3, 2, 0, 1)
-    strides = out.view(out_h, out_w, d, n).permute(order).stride()
-    return out.new_empty(0).set_(out.untyped_storage(), out.storage_offset(), shape, strides)
+    strides = out.view(out_h, out_w, d, n).permute(_FROM_PIXEL_MAJOR).stride()
+    return out.new_empty(0).set_(out.untyped_storage(), out.storage_offset(), (n, d, out_h, out_w), strides)
 
 
 def spectral_input_gradient(grad, weight, size, padding):
@@ -141,9 +149,9 @@ def spectral_input_gradient(grad, weight, size, padding):
     c, size, padding = weight.shape[1], tuple(size), tuple(padding)
     _, transform_t, inverse_t, _ = _transforms(size, tuple(weight.shape[2:]), padding, grad.device)
     blocks_t = _kernel_blocks(weight, size, padding, transposed=True)
-    spectra = product(inverse_t, grad.permute(2, 3, 1, 0).reshape(out_h * out_w, d * n))
+    spectra = product(inverse_t, grad.permute(PIXEL_MAJOR).reshape(out_h * out_w, d * n))
     mixed = _mix(blocks_t, spectra.view(len(blocks_t), 2 * d, n))
-    return product(transform_t, mixed.view(-1, c * n)).view(*size, c, n).permute(3, 2, 0, 1)
+    return product(transform_t, mixed.view(-1, c * n)).view(*size, c, n).permute(_FROM_PIXEL_MAJOR)
 
 
 def _mix(blocks, spectra):
