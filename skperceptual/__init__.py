@@ -7,7 +7,7 @@ scikit-learn compatible estimator built on skorch.
 
 __version__ = "0.1.0"
 
-__all__ = ["PerceptualAETransformer", "__version__"]
+__all__ = ["FrozenFeatureTransformer", "PerceptualAETransformer", "__version__"]
 
 
 def __getattr__(name):
@@ -18,4 +18,8 @@ def __getattr__(name):
         from .transformer import PerceptualAETransformer
 
         return PerceptualAETransformer
+    if name == "FrozenFeatureTransformer":
+        from .frozen_features import FrozenFeatureTransformer
+
+        return FrozenFeatureTransformer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -66,7 +66,7 @@ def check_device(device, requested=None):
     return str(device)
 
 
-def check_images(estimator, X, *, reset, image_shape=None):
+def check_images(estimator, X, *, reset, image_shape=None, any_size=False):
     """Validate images and return them as a (n, C, H, W) numpy array.
 
     Parameters
@@ -82,6 +82,9 @@ def check_images(estimator, X, *, reset, image_shape=None):
     image_shape : tuple of int, default=None
         ``(C, H, W)`` of flat input. When None, flat input is taken as the
         fitted shape (``reset=False``) or as square 3-channel images.
+    any_size : bool, default=False
+        Accept any height and width, not only the autoencoder's 64 + 16 k
+        (for a frozen network, which checks its own minimum size).
 
     Returns
     -------
@@ -150,7 +153,7 @@ def check_images(estimator, X, *, reset, image_shape=None):
             f"in shape {shape}. For channels-last arrays use X.transpose(0, 3, 1, 2)."
         )
     for name, size in (("height", height), ("width", width)):
-        if not valid_size(size):
+        if not any_size and not valid_size(size):
             raise ValueError(
                 f"Image {name} must be 64 + 16 k pixels (64, 80, 96, 112, ...); got {size}. "
                 f"Resize the images, e.g. to {_valid_sizes_near(size)[:2]}, with "
