@@ -74,12 +74,15 @@ def test_python_api_checks_weights_before_any_data(tmp_path, no_data):
     assert not (tmp_path / "run").exists()
 
 
-def test_pixel_variants_do_not_need_weights(tmp_path, monkeypatch):
-    """Only the perceptual variants load the weights, so only they check them."""
+def test_pixel_variants_do_not_need_weights(tmp_path, monkeypatch, capsys):
+    """Only the perceptual variants and the Frozen PCA baseline load the weights, so only they check them."""
     monkeypatch.setattr(_runner, "load_dataset", lambda name, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):  # got past the weights check, to the data
         main(_experiment("--set", "ae.perceptual_weights=/nonexistent.pth", "--set", "ae.variants=['AE']",
-                         out=tmp_path / "run"))
+                         "--set", "baselines.variants=['PCA']", out=tmp_path / "run"))
+    assert main(_experiment("--set", "ae.perceptual_weights=/nonexistent.pth", "--set", "ae.variants=['AE']",
+                            out=tmp_path / "run")) == 2
+    assert "/nonexistent.pth" in _one_error_line(capsys)
 
 
 def test_bad_weights_file_for_the_weights_command(tmp_path, capsys):

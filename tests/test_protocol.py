@@ -237,8 +237,9 @@ def test_smoke_end_to_end(smoke_run):
     for name in ("results.csv", "tables.md", "figure6.png", "embeddings.png", "config.json"):
         assert (out / name).is_file(), name
     df = pd.read_csv(out / "results.csv")
-    # 4 variants x 2 z x (mlp + linear), the baseline, 4 decoder retrainings.
-    assert len(df) == 4 * 2 * 2 + 1 + 4
+    # (4 variants + 2 reference embeddings) x 2 z x (mlp + linear), the mean baseline, 4 decoder retrainings.
+    assert len(df) == (4 + 2) * 2 * 2 + 1 + 4
+    assert list(df["variant"].drop_duplicates()) == ["AE", "VAE", "P. AE", "P. VAE", "PCA", "Frozen PCA", "baseline"]
     assert not df.duplicated(["variant", "z_dim", "head"]).any()
     assert set(df["head"]) == {"mlp", "linear", "mean-position", "decoder-retrain"}
     heads = df[df["head"].isin(["mlp", "linear"])]
@@ -247,6 +248,7 @@ def test_smoke_end_to_end(smoke_run):
     text = (out / "tables.md").read_text()
     for table in ("Table II", "Table V", "Table VIII"):
         assert table in text
+    assert "| PCA† | Frozen PCA† |" in text and "training-free baselines, not in the paper" in text
     assert "13.22" in text and "1.44" in text and "— " in text  # the paper's numbers, and cells we did not run
     assert "overhead" in text
     import matplotlib.image
@@ -256,6 +258,39 @@ def test_smoke_end_to_end(smoke_run):
     ae = joblib.load(out / df.loc[0, "ae_file"])
     assert ae.transform(make_bunch().test.X[:2]).shape == (2, df.loc[0, "z_dim"])
     json.loads((out / "config.json").read_text())
+
+
+def test_baselines_are_pca_of_pixels_and_of_the_frozen_loss_network(smoke_run):
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    from skperceptual import FrozenFeatureTransformer
+
+    out, results = smoke_run
+    bunch, rows = make_bunch(), results.set_index(["variant", "z_dim", "head"])
+    pixels = lambda X: X.reshape(len(X), -1).astype(np.float32) / 255  # noqa: E731
+    # The perceptual loss's network and layer, with the run's (random, seeded) weights.
+    frozen = make_pipeline(FrozenFeatureTransformer("alexnet", 5, weights=None, random_state=0, device="cpu"),
+                           PCA(8, random_state=0)).fit(bunch.autoencoder.X)
+    expected = {"PCA": PCA(8, random_state=0).fit(pixels(bunch.autoencoder.X)).transform(pixels(bunch.test.X)),
+                "Frozen PCA": frozen.transform(bunch.test.X)}
+    for variant, Z in expected.items():
+        with np.load(out / rows.loc[(variant, 8, "mlp"), "ae_file"].replace(".joblib", ".npz")) as f:
+            np.testing.assert_allclose(f["Z_test"], Z, rtol=1e-4, atol=1e-4)
+        assert joblib.load(out / rows.loc[(variant, 8, "mlp"), "ae_file"]).transform(bunch.test.X[:2]).shape == (2, 8)
+    # Scored like the autoencoders, with CIs; no learning curve or decoder retraining.
+    base = results[results["variant"].isin(["PCA", "Frozen PCA"])]
+    assert set(base["head"]) == {"mlp", "linear"} and base["test_ci_low"].notna().all()
+    assert base["ae_n_epochs"].isna().all() and base["ae_fit_time"].gt(0).all()
+
+
+def test_baselines_need_as_many_images_as_components(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot find ae.z_dims' 64 components in 40 autoencoder images.*"
+                                         r"baselines.variants=\[\]"):
+        run_protocol(make_bunch(), tiny_config(ae__z_dims=[64]), tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "config.json").exists()
+    with pytest.raises(ValueError, match=r"baselines.variants = \['PCA', 'ICA'\] is invalid"):
+        tiny_config(baselines__variants=["PCA", "ICA"])
 
 
 def test_report_rerenders_from_results_csv(smoke_run):
@@ -272,7 +307,7 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("stage, k", [("ae", 1), ("head", 3), ("decoder", 1)])
+@pytest.mark.parametrize("stage, k", [("ae", 1), ("baseline", 1), ("head", 3), ("decoder", 1)])
 def test_each_stage_resumes(tmp_path, stage, k):
     """Kill a run after k units of one stage; the re-run computes only what was not saved."""
     config = tiny_config(ae__z_dims=[4], ae__variants=["AE", "P. AE"], report__n_frames=2)
@@ -291,8 +326,9 @@ def test_each_stage_resumes(tmp_path, stage, k):
     results = run_protocol(make_bunch(), config, tmp_path, verbose=0, report=False,
                            on_unit_done=lambda unit, n_done, n_todo: second.append(unit.name))
     assert not set(first) & set(second)  # nothing finished is recomputed
-    assert len(first) + len(second) == 2 + 4 + 2  # 2 AEs, 2 x 2 heads, 2 decoders
-    assert len(results) == 2 * 2 + 1 + 2
+    # 2 AEs, 2 baselines, 4 x 2 heads, 2 decoders
+    assert len(first) + len(second) == 2 + 2 + 8 + 2
+    assert len(results) == 4 * 2 + 1 + 2
     assert not pd.read_csv(tmp_path / "results.csv").duplicated(["variant", "z_dim", "head"]).any()
     third = []
     again = run_protocol(make_bunch(), config, tmp_path, verbose=0, report=False,
@@ -308,7 +344,8 @@ def test_changed_setting_does_not_reuse_stale_units(tmp_path):
     run_protocol(make_bunch(), tiny_config(ae__z_dims=[4], ae__variants=["AE"], heads__kinds=["linear"],
                                            ae__lr=2e-3), tmp_path, verbose=0, report=False)
     assert len(list((tmp_path / "units" / "ae").glob("*.json"))) == n_files + 1
-    assert len(pd.read_csv(tmp_path / "results.csv")) == 1 + 1 + 1
+    # AE, PCA and Frozen PCA linear heads, the mean baseline, the decoder.
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 3 + 1 + 1
 
 
 def test_dask_backend_matches_local(smoke_run, tmp_path):
@@ -349,6 +386,6 @@ def test_paper_profile_scaled_down_end_to_end(tmp_path, alexnet_weights):
         "--set", "heads.activations=['relu']", "--set", "heads.max_iter=50", "--set", "decoder.max_epochs=1",
     ]) == 0
     df = pd.read_csv(tmp_path / "results.csv")
-    assert len(df) == 4 * 2 + 1 + 4
+    assert len(df) == (4 + 2) * 2 + 1 + 4
     assert (df["ae_validation_fraction"].dropna() == 0.2).all() and (df["ae_patience"].dropna() == 10).all()
     assert "Table II" in (tmp_path / "tables.md").read_text()

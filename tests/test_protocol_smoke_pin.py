@@ -21,7 +21,8 @@ float rounding from its eleventh round (the loss network's second
 convolution through its spectrum): only the perceptual variants moved,
 their decoder-retrain errors by at most 1.3e-4 and their heads' errors by
 at most 3.7% (relative); the pixel variants and the baseline are
-bit-identical.
+bit-identical. Then extended with the rows of the training-free baselines
+(PCA and Frozen PCA), which left every earlier pin where it was.
 
 The smoke run is deterministic on one CPU, but not across CPU models:
 oneDNN, MKL and OpenBLAS pick kernels (and so summation orders) by the
@@ -32,8 +33,11 @@ the same code moved the decoder-retrain errors by at most 1.3e-4
 tiny smoke heads' errors by up to 25%. The test therefore reads the
 decoder-retrain errors first:
 
-- where they reproduce the pins to 1e-9, this machine rounds as the pinning
-  one did, and every metric must reproduce its pin to 1e-9;
+- where they reproduce the pins to 1e-9, this machine's torch rounds as the
+  pinning one's did, and every metric must reproduce its pin to 1e-9, but
+  the heads' to 1e-4: their solvers run on numpy's BLAS, which picks its
+  own kernels by CPU (a second AMD EPYC that reproduced every decoder pin
+  exactly moved the heads' errors by up to 6.8e-6, relative);
 - elsewhere the baseline must still match exactly, the decoder-retrain
   errors to 1e-3, and the heads' errors to 45%. That still catches a
   protocol change that alters splits, units or which rows are produced, but
@@ -75,6 +79,14 @@ EXPECTED = {
     ('P. VAE', 8, 'decoder-retrain'): (None, 0.4900981392112712),
     ('P. VAE', 16, 'mlp'): (4.963531511443062, 4.047968518261963),
     ('P. VAE', 16, 'linear'): (7.7866063866232365, 3.3575976832692525),
+    ('PCA', 8, 'mlp'): (2.9518364476263788, 2.8954516565468773),
+    ('PCA', 8, 'linear'): (7.225828932595289, 4.600920283797565),
+    ('PCA', 16, 'mlp'): (3.731994930654089, 2.6267778004892235),
+    ('PCA', 16, 'linear'): (7.002840481295448, 5.234231345539809),
+    ('Frozen PCA', 8, 'mlp'): (2.0222601444905863, 2.733366113542569),
+    ('Frozen PCA', 8, 'linear'): (4.056201569629803, 2.0523122128019056),
+    ('Frozen PCA', 16, 'mlp'): (3.1452296418232946, 1.9490402070907904),
+    ('Frozen PCA', 16, 'linear'): (2.554106643431423, 1.4915575305708508),
     ('baseline', None, 'mean-position'): (5.407803566547861, 3.8220330502425583),
 }
 
@@ -86,6 +98,10 @@ def _key(row):
 
 #: Relative tolerance of "reproduces its pin": float rounding of the same kernels.
 EXACT_REL = 1e-9
+
+#: The same for the heads' errors, whose solvers' BLAS kernels differ between
+#: CPUs that run torch's kernels alike (see the module docstring).
+HEAD_BLAS_REL = 1e-4
 
 #: Relative tolerances where this machine's float rounding differs from the
 #: pinning machine's (see the module docstring): measured across two CPU
@@ -102,8 +118,11 @@ def _rounds_like_pinning_machine(got):
 
 
 def _tolerance(key, exact):
-    if exact or key[0] == "baseline":  # the baseline is a mean of the same targets everywhere
+    if key[0] == "baseline" or (exact and key[2] == "decoder-retrain"):
+        # The baseline is a mean of the same targets everywhere.
         return EXACT_REL
+    if exact:
+        return HEAD_BLAS_REL
     return CROSS_CPU_REL["decoder-retrain" if key[2] == "decoder-retrain" else "head"]
 
 

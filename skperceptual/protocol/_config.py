@@ -37,6 +37,13 @@ VARIANTS = {
     "F. VAE": ("feature_prediction", True),
 }
 
+#: This project's training-free reference embeddings (not in the paper),
+#: computed at every ``ae.z_dims`` on the autoencoders' images and scored
+#: with the same heads: "PCA" of the pixels, and "Frozen PCA", the frozen
+#: loss network's activations at the perceptual loss's layer
+#: (``ae.perceptual_net``, ``ae.perceptual_layer``), then PCA.
+BASELINES = ("PCA", "Frozen PCA")
+
 #: Estimator parameters the protocol sets per unit, and the key that does.
 PROTOCOL_AE_PARAMS = {"z_dim": "ae.z_dims", "loss": "ae.variants", "variational": "ae.variants",
                       "random_state": "random_state", "callbacks": "learning_curve"}
@@ -92,6 +99,15 @@ DEFAULTS = {
         # validation in the cpu run); 1e8 keeps ~0.01%.
         "alphas": [0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8],
         "logistic_C": [0.01, 0.1, 1.0, 10.0],
+    },
+    "baselines": {
+        # Which of BASELINES run; [] turns them off. They cost seconds to
+        # minutes where the autoencoders cost minutes to hours.
+        "variants": list(BASELINES),
+        # PCA is fitted on at most this many autoencoder images (0 = all),
+        # drawn with random_state: more barely moves 64 components, and
+        # the images' float copy must fit in memory.
+        "n_fit": 12000,
     },
     "decoder": {
         # Table VIII: pixel-loss decoder retraining (encoder frozen), the
@@ -308,6 +324,9 @@ _CHECKS = {
     "heads.alphas": (_is_list(_is_positive), "a list of floats > 0"),
     "heads.mlp_alphas": (_is_list(_is_positive), "a list of floats > 0"),
     "heads.logistic_C": (_is_list(_is_positive), "a list of floats > 0"),
+    "baselines.variants": (lambda v: isinstance(v, list) and all(x in BASELINES for x in v),
+                           f"a list from {list(BASELINES)}, or [] for no baselines"),
+    "baselines.n_fit": (lambda v: _is_int(v, 0), "an int >= 0 (0 = all)"),
     "decoder.max_epochs": (lambda v: _is_int(v, 1), "an int >= 1"),
     "decoder.lr": (_is_positive, "a float > 0"),
     "decoder.patience": (lambda v: v is None or _is_int(v, 1), "an int >= 1 or none"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_path
-from ._config import VARIANTS
+from ._config import BASELINES, VARIANTS
 from ._metrics import relative_to_best
 from ._paper import (
     PAPER_VARIANTS,
@@ -60,6 +60,19 @@ def _variants(rows):
     return list(PAPER_VARIANTS) + [v for v in VARIANT_ORDER if v in ran and v not in PAPER_VARIANTS]
 
 
+def _baselines(rows):
+    """The reference embeddings that ran, in :data:`BASELINES` order."""
+    ran = set(rows["variant"])
+    return [v for v in BASELINES if v in ran]
+
+
+#: Marks this project's baselines in the tables' headers.
+_MARK = "†"
+_BASELINE_NOTE = (f"{_MARK} This project's training-free baselines, not in the paper: PCA of the pixels, and PCA of "
+                  "the frozen loss network's activations at the perceptual loss's layer (Frozen PCA), fitted on the "
+                  "autoencoders' images and scored with the same heads.")
+
+
 def _cell_rows(rows):
     """{(z, variant): results row as a dict} of one head's rows."""
     return {(int(r["z_dim"]), r["variant"]): r.to_dict() for _, r in rows.dropna(subset=["z_dim"]).iterrows()}
@@ -104,27 +117,29 @@ def head_table(results, dataset, task, head):
     number, title = TABLES.get((dataset, HEADS[head].table), (None, f"{dataset} {task}, {head} heads"))
     if head == "logistic":
         title = f"{dataset} classification, LogisticRegression heads (extra row, not in the paper): accuracy (%)"
-    variants = _variants(rows)
+    variants, baselines = _variants(rows), _baselines(rows)
     cells = _cell_rows(rows)
     zs = sorted({z for z, _ in cells} | (set(Z_SIZES.get(dataset, ())) if number else set()))
     heading = f"## Table {number}: {title}" if number else f"## {title}"
     lines = [heading, "",
              "Ours: test value [95% bootstrap CI]; paper: the paper's value for the same z and variant "
              "(— where one side has no such cell). Any: the best test value over z (ours: its z in brackets).",
-             "", "| z | " + " | ".join(f"{v} | {v} (paper)" for v in variants) + " |",
-             "|---|" + "---|---|" * len(variants)]
+             "", "| z | " + " | ".join([f"{v} | {v} (paper)" for v in variants] + [f"{v}{_MARK}" for v in baselines])
+             + " |", "|---|" + "---|---|" * len(variants) + "---|" * len(baselines)]
     for z in zs + ["Any"]:
         parts = []
-        for v in variants:
+        for v in variants + baselines:
             if z == "Any":
                 best = _best_row(cells, v, task)
                 ours = _fmt_ci(best, task) + ("" if best is None else f" (z {int(best['z_dim'])})")
             else:
                 ours = _fmt_ci(cells.get((z, v)), task)
-            parts.append(f"{ours} | {_fmt_paper(paper_value(dataset, head, z, v), task)}")
+            parts.append(ours if v in baselines else f"{ours} | {_fmt_paper(paper_value(dataset, head, z, v), task)}")
         lines.append(f"| {z} | " + " | ".join(parts) + " |")
     if head != "logistic":
         lines += _baseline_line(results, task)
+    if baselines:
+        lines += ["", _BASELINE_NOTE]
     return "\n".join(lines)
 
 
@@ -138,14 +153,16 @@ def summary_table(results, dataset, task):
              f"({unit})", "",
              "| Variant | " + " | ".join(f"{names[h]} (ours) | {names[h]} (paper)" for h in heads) + " |",
              "|---|" + "---|---|" * len(heads)]
-    for v in _variants(results[results["head"].isin(heads)]):
+    scored = results[results["head"].isin(heads)]
+    baselines = _baselines(scored)
+    for v in _variants(scored) + baselines:
         parts = []
         for h in heads:
             best = _best_row(_cell_rows(results[results["head"] == h]), v, task)
             ours = _fmt_ci(best, task) + ("" if best is None else f" (z {int(best['z_dim'])})")
             parts.append(f"{ours} | {_fmt_paper(paper_value(dataset, h, 'Any', v), task)}")
-        lines.append(f"| {v} | " + " | ".join(parts) + " |")
-    return "\n".join(lines + _baseline_line(results, task))
+        lines.append(f"| {v}{_MARK if v in baselines else ''} | " + " | ".join(parts) + " |")
+    return "\n".join(lines + _baseline_line(results, task) + (["", _BASELINE_NOTE] if baselines else []))
 
 
 def decoder_table(results, dataset=None):
@@ -207,12 +224,18 @@ def perceptual_overhead(results):
 
 def timing_table(results):
     """Markdown of the AE fit times and the perceptual loss's overhead."""
-    aes = results.dropna(subset=["z_dim", "ae_fit_time"]).drop_duplicates(["variant", "z_dim"])
+    fitted = results.dropna(subset=["z_dim", "ae_fit_time"]).drop_duplicates(["variant", "z_dim"])
+    aes = fitted[fitted["variant"].isin(VARIANT_ORDER)]
     aes = aes.assign(_o=aes["variant"].map({v: i for i, v in enumerate(VARIANT_ORDER)})).sort_values(["_o", "z_dim"])
     lines = ["## AE fit times", "", "| Variant | z | fit time (s) | epochs | s / epoch |", "|---|---|---|---|---|"]
     for _, r in aes.iterrows():
         lines.append(f"| {r['variant']} | {int(r['z_dim'])} | {r['ae_fit_time']:.1f} | {int(r['ae_n_epochs'])} "
                      f"| {r['ae_time_per_epoch']:.1f} |")
+    for v in _baselines(fitted):
+        times = fitted.loc[fitted["variant"] == v, "ae_fit_time"]
+        span = f"{times.min():.1f}" if f"{times.min():.1f}" == f"{times.max():.1f}" else \
+            f"{times.min():.1f}–{times.max():.1f}"
+        lines.append(f"| {v}{_MARK} (no training: fit of the PCA) | all | {span} | — | — |")
     mean, std, pairs = perceptual_overhead(results)
     paper = f"+{100 * PERCEPTUAL_OVERHEAD[0]:.0f} ± {100 * PERCEPTUAL_OVERHEAD[1]:.0f}%"
     ours = _DASH if np.isnan(mean) else f"{100 * mean:+.0f} ± {100 * std:.0f}%"
@@ -346,7 +369,7 @@ def _figure_rows(results, out_dir):
     """[(label, images)] of Figure 6 and the frames' npz contents: originals first."""
     dec = results[results["head"] == "decoder-retrain"]
     if not len(dec):
-        dec = results[results["head"] == "mlp"].drop_duplicates("variant")
+        dec = results[(results["head"] == "mlp") & results["variant"].isin(VARIANT_ORDER)].drop_duplicates("variant")
     dec = dec.assign(_o=dec["variant"].map({v: i for i, v in enumerate(VARIANT_ORDER)})).sort_values("_o")
     # All variants' own reconstructions first, so AE and P. AE sit close; retrained decoders after.
     rows, retrained, frames, y_test, index = [], [], None, None, None
@@ -541,9 +564,16 @@ def embeddings_figure(results, out_dir, path, task):
     import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
 
+    import pandas as pd
+
     dec = results[results["head"] == "decoder-retrain"]
     if not len(dec):
-        dec = results[results["head"] == "mlp"].drop_duplicates("variant")
+        dec = results[(results["head"] == "mlp") & results["variant"].isin(VARIANT_ORDER)].drop_duplicates("variant")
+    # Each baseline at the size its MLP head validated best, beside the autoencoders.
+    mlp = results[(results["head"] == "mlp") & results["variant"].isin(BASELINES)]
+    if len(mlp) and "val_score" in mlp:
+        best = mlp.sort_values("val_score", ascending=False).drop_duplicates("variant")
+        dec = pd.concat([dec, best.sort_values("variant", key=lambda v: v.map(BASELINES.index))])
     fig, axes = plt.subplots(1, max(len(dec), 1), figsize=(3.2 * max(len(dec), 1), 3), squeeze=False)
     for ax, (_, r) in zip(axes[0], dec.iterrows()):
         with _npz(out_dir, r["ae_file"]) as f:

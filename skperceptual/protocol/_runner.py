@@ -18,12 +18,13 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._atomic import atomic_path
-from ._config import VARIANTS, ae_params, load_profile, run_key, validate_config
+from ._config import BASELINES, VARIANTS, ae_params, load_profile, run_key, validate_config
 from ._heads import head_split
 from ._metrics import mean_position_baseline, metric_ci
 from ._registry import DATASETS, HEADS, TASK_METRICS
 from ._report import select_figure_frames
-from ._stages import curve_rows, fit_autoencoders, learning_curves, retrain_decoders, search_heads
+from ._stages import (curve_rows, fit_autoencoders, fit_baselines, learning_curves, retrain_decoders,
+                      search_heads)
 from ._units import RunLock, progress_bar, warning_summary, write_json
 
 
@@ -128,6 +129,7 @@ class _Progress:
         r = unit.record
         what = {
             "ae": lambda: f"fitted in {r['fit_time']:.1f}s ({r['n_epochs']} epochs)",
+            "baseline": lambda: f"fitted in {r['fit_time']:.1f}s",
             "head": lambda: f"{unit.info['kind']}: val {r['val_metric']:.4g}, test {r['test_metric']:.4g}",
             "decoder": lambda: f"L1 {r['l1_before']:.4f} -> {r['test_metric']:.4f}",
             "curve": lambda: f"learning curve, {len(r['rows'])} head fits",
@@ -151,9 +153,9 @@ def _check_weights(config):
     from ..perceptual import load_perceptual_net
 
     perceptual = [v for v in config["ae"]["variants"] if VARIANTS[v][0] != "pixel"]
-    if not perceptual:
+    if not perceptual and "Frozen PCA" not in config["baselines"]["variants"]:
         return
-    params = ae_params(config, perceptual[0], config["ae"]["z_dims"][0])
+    params = ae_params(config, "P. AE", config["ae"]["z_dims"][0])
     if params["perceptual_weights"] is not None:
         net = params["perceptual_net"]
         load_perceptual_net(net, max(resolve_layers(net, params["perceptual_layer"])), params["perceptual_weights"])
@@ -164,8 +166,10 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     """Run the paper's evaluation on one dataset and write its outputs.
 
     Fits the four autoencoder variants for every embedding size once, embeds
-    the predictor and test sets once per AE, tunes and tests the heads on
-    the embeddings, retrains each variant's best decoder for Table VIII, and
+    the predictor and test sets once per AE, does the same with the
+    training-free baselines (PCA of the pixels and of the frozen loss
+    network's activations, ``baselines`` section), tunes and tests the heads
+    on all of these embeddings, retrains each variant's best decoder for Table VIII, and
     writes ``results.csv``, ``tables.md``, ``figure6.png`` and
     ``embeddings.png`` to ``out_dir``. Re-running skips finished units; a
     second run on the same ``out_dir`` while one runs is refused.
@@ -227,25 +231,41 @@ def _run_locked(bunch, config, out, log, report, options):
     if bunch is None:
         bunch = load_dataset(config["dataset"], **_loader_kwargs(config, log.verbose))
     data = prepare_data(bunch, config)
+    _check_baselines(config, data)
     write_json(out / "config.json", {**config, "run_key": run_key(config), "data_fingerprint": data.fingerprint,
                                      "task": data.task, "dataset": data.dataset})
     run = _run_context(config, data, out, log, options)
     ae_units = fit_autoencoders(run)
-    head_units = search_heads(run, ae_units)
-    curve_units = learning_curves(run, ae_units, head_units)
-    decoder_units = retrain_decoders(run, ae_units, head_units)
+    baseline_units = fit_baselines(run)
+    head_units = search_heads(run, ae_units + baseline_units)
+    # Learning curves and decoder retraining are the autoencoders' alone.
+    ae_heads = [u for u in head_units if u.info["variant"] in VARIANTS]
+    curve_units = learning_curves(run, ae_units, ae_heads)
+    decoder_units = retrain_decoders(run, ae_units, ae_heads)
     rows = [u.record for u in head_units] + _baseline_rows(run) + [u.record for u in decoder_units]
     results = write_results(rows, out / "results.csv")
     if curve_units:
         write_csv(curve_rows(curve_units), out / "learning_curve.csv")
     log(f"wrote {out / 'results.csv'} ({len(results)} rows)")
-    log(warning_summary(u.record for units in (ae_units, head_units, curve_units, decoder_units) for u in units))
+    log(warning_summary(u.record for units in (ae_units, baseline_units, head_units, curve_units, decoder_units)
+                        for u in units))
     if report:
         from ._report import render_report
 
         render_report(out)
         log(f"wrote {out / 'tables.md'}, figure6.png, embeddings.png")
     return results
+
+
+def _check_baselines(config, data):
+    """PCA needs at least as many images as components: fail before any unit runs."""
+    n_fit, n_ae = config["baselines"]["n_fit"], len(data.autoencoder.X)
+    n = min(n_fit, n_ae) if n_fit else n_ae
+    z = max(config["ae"]["z_dims"])
+    if config["baselines"]["variants"] and z > n:
+        raise ValueError(f"The baselines' PCA cannot find ae.z_dims' {z} components in {n} autoencoder images. "
+                         "Use more images (data.n_autoencoder, baselines.n_fit), smaller ae.z_dims, or "
+                         "--set 'baselines.variants=[]' to skip the baselines.")
 
 
 def _loader_kwargs(config, verbose):
@@ -303,7 +323,7 @@ def write_results(rows, path):
     """
     import pandas as pd
 
-    order = {v: i for i, v in enumerate([*VARIANTS, "baseline"])}
+    order = {v: i for i, v in enumerate([*VARIANTS, *BASELINES, "baseline"])}
     head_order = {h: i for i, h in enumerate([*HEADS, "mean-position", "decoder-retrain"])}
     df = pd.DataFrame(rows)
     df = df.assign(_v=df["variant"].map(order), _h=df["head"].map(head_order))

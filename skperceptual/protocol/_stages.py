@@ -1,8 +1,9 @@
 """The protocol's four stages, each a list of units for :func:`~._units.run_units`.
 
 1. :func:`fit_autoencoders`: one unit per (variant, z) fits an AE and embeds
-   the predictor and test sets with it.
-2. :func:`search_heads`: one unit per (AE, head) tunes the head on the AE's
+   the predictor and test sets with it; :func:`fit_baselines` does the same
+   for the training-free reference embeddings (``baselines`` section).
+2. :func:`search_heads`: one unit per (embedding, head) tunes the head on the
    embeddings and scores it on the test set.
 3. :func:`learning_curves`: one unit per AE embedded during training
    (``learning_curve`` section) scores Ridge and its chosen MLP on each
@@ -15,13 +16,14 @@ head's row in :func:`head_row`, a decoder's in :func:`decoder_row`.
 """
 
 import json
+import time
 
 import joblib
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from .._atomic import atomic_path
-from ._config import VARIANTS, ae_params, config_hash, key_params
+from ._config import BASELINES, VARIANTS, ae_params, config_hash, key_params
 from ._heads import head_search_space, search_head
 from ._metrics import mean_l1
 from ._registry import heads_for
@@ -115,12 +117,110 @@ def fit_autoencoders(run):
     return run_stage(run, "autoencoders", units)
 
 
+# -------------------------------------------------------------- baselines
+
+
+def _unit_pixels(X):
+    """Images as flat float32 rows in [0, 1]: what PCA of the pixels reads."""
+    X = np.asarray(X)
+    return X.reshape(len(X), -1).astype(np.float32) / (255 if X.dtype == np.uint8 else 1)
+
+
+def baseline_embedding(variant, z_dim, frozen_params, random_state):
+    """The unfitted pipeline of one reference embedding.
+
+    Parameters
+    ----------
+    variant : {"PCA", "Frozen PCA"}
+    z_dim : int
+        PCA components.
+    frozen_params : dict
+        :class:`~skperceptual.FrozenFeatureTransformer` parameters of the
+        frozen network ("Frozen PCA" only).
+    random_state : int
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from ..frozen_features import FrozenFeatureTransformer
+
+    first = (FrozenFeatureTransformer(**frozen_params, random_state=random_state) if variant == "Frozen PCA"
+             else FunctionTransformer(_unit_pixels))
+    return make_pipeline(first, PCA(n_components=z_dim, random_state=random_state))
+
+
+def frozen_params(config):
+    """The frozen network of "Frozen PCA": the perceptual loss's own, as the ``ae`` section sets it."""
+    params = ae_params(config, "P. AE", 1)
+    return {"net": params["perceptual_net"], "layer": params["perceptual_layer"],
+            "weights": params["perceptual_weights"], "normalize": params["perceptual_normalize"],
+            "device": params["device"]}
+
+
+def _in_chunks(transform, X, size=2048):
+    # Bounded memory: a frozen network's activations are 9,408 floats per
+    # 64x64 image at AlexNet's relu2, before PCA reduces them.
+    return np.concatenate([transform(X[i : i + size]) for i in range(0, len(X), size)])
+
+
+def _fit_baseline(variant, z_dim, params, X_fit, X_pred, X_test, random_state):
+    """Worker: fit one reference embedding and embed the predictor and test sets."""
+    embedding = baseline_embedding(variant, z_dim, params, random_state)
+    start = time.perf_counter()
+    embedding.fit(X_fit)
+    fit_time = time.perf_counter() - start
+    return dict(embedding=embedding, Z_predictor=_in_chunks(embedding.transform, X_pred),
+                Z_test=_in_chunks(embedding.transform, X_test), fit_time=fit_time)
+
+
+def _save_baseline(unit, result):
+    with atomic_path(unit.file(".joblib")) as tmp:
+        joblib.dump(result["embedding"], tmp)
+    with atomic_path(unit.file(".npz")) as tmp:
+        np.savez(tmp, Z_predictor=result["Z_predictor"], Z_test=result["Z_test"],
+                 y_test=np.asarray(unit.info["data"].test.y))
+    return {"variant": unit.info["variant"], "z_dim": unit.info["z"], "key": unit.key,
+            "params": unit.info["params"], "fit_time": result["fit_time"], "n_epochs": None, "curve_points": 0}
+
+
+def baseline_fit_index(n_images, n_fit, random_state):
+    """Rows of the autoencoders' images that the baselines' PCA is fitted on (sorted)."""
+    if not n_fit or n_images <= n_fit:
+        return np.arange(n_images)
+    return np.sort(np.random.default_rng(random_state).choice(n_images, n_fit, replace=False))
+
+
+def fit_baselines(run):
+    """Stage 1b: fit every reference embedding (``baselines.variants`` x ``ae.z_dims``); return their units."""
+    config, data = run.config, run.data
+    seed = config["random_state"]
+    index = baseline_fit_index(len(data.autoencoder.X), config["baselines"]["n_fit"], seed)
+    units = []
+    for variant in (v for v in BASELINES if v in config["baselines"]["variants"]):
+        net = frozen_params(config) if variant == "Frozen PCA" else {}
+        for z in config["ae"]["z_dims"]:
+            params = {"z_dim": int(z), "n_fit": len(index), **net}
+            key = config_hash({"data": data.fingerprint, "variant": variant, "params": params, "rs": seed})
+            units.append(Unit(
+                "baseline", f"{_slug(variant)}-z{z}-{key}", key, run.units_dir / "baseline", _fit_baseline,
+                inputs=lambda v=variant, z=z, p=net: (v, int(z), p, data.autoencoder.X[index], data.predictor.X,
+                                                      data.test.X, seed),
+                save=_save_baseline, info=dict(variant=variant, z=z, params=params, data=data)))
+    return run_stage(run, "baselines", units)
+
+
 def ae_columns(ae_unit, out):
-    """The ``ae_*`` columns of every result row computed from one AE."""
+    """The ``ae_*`` columns of every result row computed from one AE (or reference embedding)."""
     record = ae_unit.record
+    epochs = record["n_epochs"]
     return {
-        "ae_fit_time": record["fit_time"], "ae_n_epochs": record["n_epochs"],
-        "ae_time_per_epoch": record["fit_time"] / max(record["n_epochs"], 1),
+        "ae_fit_time": record["fit_time"], "ae_n_epochs": epochs,
+        "ae_time_per_epoch": None if epochs is None else record["fit_time"] / max(epochs, 1),
         "ae_file": str(ae_unit.file(".joblib").relative_to(out)), "ae_key": ae_unit.key,
         "ae_n_warnings": record.get("n_warnings"),
         **{f"ae_{k}": v for k, v in record["params"].items()},
@@ -160,7 +260,7 @@ def head_row(run, ae_unit, kind, row, unit_key):
 
 
 def search_heads(run, ae_units):
-    """Stage 2: tune every head family on every AE's embeddings; return the head units."""
+    """Stage 2: tune every head family on every AE's (or baseline's) embeddings; return the head units."""
     config, data = run.config, run.data
     units = []
     for ae_unit in ae_units:
