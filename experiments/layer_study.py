@@ -97,6 +97,7 @@ def collect(out, seeds):
     import pandas as pd
 
     rows, baselines = [], []
+    nan = math.nan
     for label, variant, _ in SETTINGS:
         runs = [Path(out) / f"{slug(label)}-seed{seed}" / "results.csv" for seed in seeds]
         frames = [pd.read_csv(path) for path in runs if path.is_file()]
@@ -104,26 +105,46 @@ def collect(out, seeds):
             continue
         results = pd.concat(frames, ignore_index=True)
         for head in HEADS:
-            sel = results[(results["variant"] == variant) & (results["head"] == head)]
-            if sel.empty:
-                continue
-            if len(sel) == 1 and "test_ci_low" in sel:
-                # One seed: the protocol's bootstrap interval over test frames.
-                error, low, high = sel.iloc[0][["test_metric", "test_ci_low", "test_ci_high"]]
-            else:
-                error, low, high = _interval(list(sel["test_metric"]))
-            rows.append({"setting": label, "variant": variant, "head": head, "n_seeds": len(sel),
-                         "test_error_px": error, "ci_low": low, "ci_high": high,
-                         "ae_fit_time_s": sel["ae_fit_time"].mean(), "ae_epochs": sel["ae_n_epochs"].mean(),
-                         "ae_time_per_epoch_s": sel["ae_time_per_epoch"].mean()})
-        baselines.append(results[results["variant"] == "baseline"])
+            row = {"setting": label, "variant": variant, "head": head}
+            # The trained AE, and its training-free twin: the frozen network at the same cut, then PCA.
+            for prefix, name in (("", variant), ("twin_", "Frozen PCA")):
+                sel = results[(results["variant"] == name) & (results["head"] == head)]
+                if sel.empty:
+                    row.update({f"{prefix}n_seeds": 0, f"{prefix}test_error_px": nan, f"{prefix}ci_low": nan,
+                                f"{prefix}ci_high": nan})
+                    continue
+                error, low, high = _estimate(sel)
+                row.update({f"{prefix}n_seeds": len(sel), f"{prefix}test_error_px": error, f"{prefix}ci_low": low,
+                            f"{prefix}ci_high": high})
+                if not prefix:
+                    row.update({"ae_fit_time_s": sel["ae_fit_time"].mean(), "ae_epochs": sel["ae_n_epochs"].mean(),
+                                "ae_time_per_epoch_s": sel["ae_time_per_epoch"].mean()})
+            if variant == "F. AE":
+                # Its layer's twin is relu2's, listed there.
+                row.update(twin_n_seeds=0, twin_test_error_px=nan, twin_ci_low=nan, twin_ci_high=nan)
+            rows.append(row)
+        baselines.append(results[results["variant"].isin(["baseline", "PCA"])])
     baseline = pd.concat(baselines, ignore_index=True) if baselines else pd.DataFrame()
     if len(baseline):
-        # Each setting's runs hold the same baseline for the same seed.
-        per_seed = baseline.drop_duplicates("test_metric")["test_metric"]
+        # Each setting's runs hold the same PCA of pixels and mean for the same seed.
+        for head in HEADS:
+            pca = baseline[(baseline["variant"] == "PCA") & (baseline["head"] == head)].drop_duplicates("unit_key")
+            if len(pca):
+                error, low, high = _estimate(pca)
+                rows.append({"setting": "PCA of pixels (no training)", "variant": "PCA", "head": head,
+                             "n_seeds": len(pca), "test_error_px": error, "ci_low": low, "ci_high": high})
+        per_seed = baseline[baseline["variant"] == "baseline"].drop_duplicates("test_metric")["test_metric"]
         rows.append({"setting": "mean-position baseline", "variant": "baseline", "head": "mean-position",
                      "n_seeds": len(per_seed), "test_error_px": per_seed.mean()})
     return pd.DataFrame(rows)
+
+
+def _estimate(sel):
+    """Test error and 95% CI of one setting's rows: bootstrap for one seed, t-interval over seeds."""
+    if len(sel) == 1 and "test_ci_low" in sel:
+        # One seed: the protocol's bootstrap interval over test frames.
+        return tuple(sel.iloc[0][["test_metric", "test_ci_low", "test_ci_high"]])
+    return _interval(list(sel["test_metric"]))
 
 
 def _compare(a, b):
@@ -165,6 +186,16 @@ def verdict(table):
                      f"time per epoch ({'faster' if faster < 1 else 'not faster'}), MLP error "
                      f"{fp['test_error_px']:.2f} vs {pae['test_error_px']:.2f} px ({quality}). "
                      "The ICPR 2021 paper reports embeddings as good or better and significantly faster training.")
+    twins = [s for s, v, _ in SETTINGS if v == "P. AE" and s in mlp.index
+             and not math.isnan(mlp.loc[s, "twin_test_error_px"]) and not math.isnan(mlp.loc[s, "test_error_px"])]
+    if twins:
+        pairs = []
+        for s in twins:
+            r = mlp.loc[s]
+            twin = {"test_error_px": r["twin_test_error_px"], "ci_low": r["twin_ci_low"], "ci_high": r["twin_ci_high"]}
+            pairs.append(f"{s}: {r['test_error_px']:.2f} vs {r['twin_test_error_px']:.2f} px ({_compare(r, twin)})")
+        lines.append("- Trained P. AE vs its training-free twin (the frozen network at the same cut, then PCA), "
+                     "MLP heads: " + "; ".join(pairs) + ".")
     multi = SETTINGS[5][0]
     if multi in mlp.index and PAPER_LABEL in mlp.index:
         m, pae = mlp.loc[multi], mlp.loc[PAPER_LABEL]
@@ -183,23 +214,38 @@ def write(table, results_dir):
     results_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(results_dir / "layer_study.csv", index=False)
     lines = ["# Layer study: LunarLander, z = 64, AlexNet (ImageNet weights)", "",
-             "Test error of the position heads in pixels [95% CI], and the AE's training time.", "",
-             "| setting | head | test error (px) | AE fit (s) | s / epoch |", "|---|---|---|---|---|"]
+             "Test error of the position heads in pixels [95% CI], the AE's training time, and the error of its "
+             "training-free twin: the frozen network at the same cut, then PCA to the same z (Frozen PCA).", "",
+             "| setting | head | test error (px) | frozen twin (px) | AE fit (s) | s / epoch |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(r, prefix=""):
+        value = r.get(f"{prefix}test_error_px", math.nan)
+        if value is None or math.isnan(value):
+            return "—"
+        ci = "" if math.isnan(r.get(f"{prefix}ci_low", math.nan)) else \
+            f" [{r[f'{prefix}ci_low']:.2f}, {r[f'{prefix}ci_high']:.2f}]"
+        return f"{value:.2f}{ci}"
+
     for _, r in table.iterrows():
-        ci = "" if math.isnan(r.get("ci_low", math.nan)) else f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
         fit = "" if math.isnan(r.get("ae_fit_time_s", math.nan)) else f"{r['ae_fit_time_s']:.0f}"
         per = "" if math.isnan(r.get("ae_time_per_epoch_s", math.nan)) else f"{r['ae_time_per_epoch_s']:.1f}"
-        lines.append(f"| {r['setting']} | {r['head']} | {r['test_error_px']:.2f}{ci} | {fit} | {per} |")
+        lines.append(f"| {r['setting']} | {r['head']} | {cell(r)} | {cell(r, 'twin_')} | {fit} | {per} |")
     lines += ["", "## Against the follow-ups' claims", ""] + verdict(table)
     (results_dir / "layer_study.md").write_text("\n".join(lines) + "\n")
 
     fig, (ax_err, ax_time) = plt.subplots(1, 2, figsize=(12, 4))
     settings = [s for s, _, _ in SETTINGS if s in set(table["setting"])]
+    settings += [s for s in table["setting"].unique() if s not in settings and s != "mean-position baseline"]
     for offset, head in zip((-0.15, 0.15), HEADS):
         rows = table[table["head"] == head].set_index("setting").reindex(settings)
         err = [rows["test_error_px"] - rows["ci_low"], rows["ci_high"] - rows["test_error_px"]]
         ax_err.errorbar([i + offset for i in range(len(settings))], rows["test_error_px"], yerr=err, fmt="o",
                         capsize=3, label=f"{head} head")
+    if "twin_test_error_px" in table:
+        twins = table[table["head"] == "mlp"].set_index("setting").reindex(settings)
+        ax_err.plot(range(len(settings)), twins["twin_test_error_px"], "x", color="tab:green", markersize=8,
+                    label="frozen twin (same cut + PCA), mlp head")
     baseline = table.loc[table["head"] == "mean-position", "test_error_px"]
     if len(baseline):
         ax_err.axhline(baseline.iloc[0], color="grey", linestyle=":",

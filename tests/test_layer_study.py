@@ -26,6 +26,10 @@ def fake_runs(study, out, seeds, fp_error):
             time = 1.0 if variant == "F. AE" else 2.0
             rows = [{"variant": variant, "head": head, "test_metric": error + 0.1 * seed + (head == "linear"),
                      "ae_fit_time": 6 * time, "ae_n_epochs": 6, "ae_time_per_epoch": time} for head in study.HEADS]
+            rows += [{"variant": "Frozen PCA", "head": head, "test_metric": 2.5 + 0.5 * i + 0.1 * seed,
+                      "test_ci_low": 0.0, "test_ci_high": 99.0} for head in study.HEADS]
+            rows += [{"variant": "PCA", "head": head, "test_metric": 12.0 + seed, "unit_key": f"pca{seed}{head}"}
+                     for head in study.HEADS]
             rows.append({"variant": "baseline", "head": "mean-position", "test_metric": 20.0 + seed})
             path = out / f"{study.slug(label)}-seed{seed}" / "results.csv"
             path.parent.mkdir(parents=True)
@@ -48,6 +52,21 @@ def test_several_seeds_give_t_intervals_a_note_and_a_figure(study, tmp_path):
     assert (tmp_path / "results" / "layer_study.png").stat().st_size > 0
 
 
+def test_each_layer_sits_beside_its_frozen_twin(study, tmp_path):
+    fake_runs(study, tmp_path / "runs", [0, 1, 2], fp_error=4.0)
+    table = study.collect(tmp_path / "runs", [0, 1, 2]).set_index(["setting", "head"])
+    relu3 = table.loc[(study.SETTINGS[2][0], "mlp")]
+    assert relu3["test_error_px"] == pytest.approx(5.1) and relu3["twin_test_error_px"] == pytest.approx(3.6)
+    assert relu3["twin_n_seeds"] == 3 and relu3["twin_ci_low"] < 3.6 < relu3["twin_ci_high"]
+    assert np.isnan(table.loc[(study.FP_LABEL, "mlp"), "twin_test_error_px"])  # relu2's twin, listed there
+    pca = table.loc[("PCA of pixels (no training)", "mlp")]
+    assert pca["test_error_px"] == pytest.approx(13.0) and pca["n_seeds"] == 3
+    study.write(table.reset_index(), tmp_path / "results")
+    text = (tmp_path / "results" / "layer_study.md").read_text()
+    assert "| relu3 (cut 8) | mlp | 5.10 [" in text and "| 3.60 [" in text
+    assert "Trained P. AE vs its training-free twin" in text and "relu3 (cut 8): 5.10 vs 3.60 px" in text
+
+
 def test_worse_feature_prediction_is_called_worse(study, tmp_path):
     fake_runs(study, tmp_path / "runs", [0, 1, 2], fp_error=9.0)
     lines = study.verdict(study.collect(tmp_path / "runs", [0, 1, 2]))
@@ -59,8 +78,8 @@ def test_one_seed_uses_the_protocols_bootstrap_interval(study, tmp_path):
     fake_runs(study, tmp_path / "runs", [0], fp_error=4.0)
     for path in (tmp_path / "runs").glob("*/results.csv"):
         rows = pd.read_csv(path)
-        pd.concat([rows, rows["test_metric"].rename("test_ci_low") - 0.5,
-                   rows["test_metric"].rename("test_ci_high") + 0.5], axis=1).to_csv(path, index=False)
+        rows.assign(test_ci_low=rows["test_metric"] - 0.5, test_ci_high=rows["test_metric"] + 0.5).to_csv(path,
+                                                                                                          index=False)
     table = study.collect(tmp_path / "runs", [0])
     fp = table[(table["variant"] == "F. AE") & (table["head"] == "mlp")].iloc[0]
     assert (fp["ci_low"], fp["test_error_px"], fp["ci_high"]) == pytest.approx((3.5, 4.0, 4.5))

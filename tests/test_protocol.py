@@ -293,6 +293,16 @@ def test_baselines_need_as_many_images_as_components(tmp_path):
         tiny_config(baselines__variants=["PCA", "ICA"])
 
 
+def test_baselines_alone(tmp_path):
+    results = run_protocol(make_bunch(), tiny_config(ae__variants=[]), tmp_path, verbose=0)
+    assert list(results["variant"].drop_duplicates()) == ["PCA", "Frozen PCA", "baseline"]
+    assert len(results) == 2 * 2 * 2 + 1
+    assert (tmp_path / "tables.md").is_file() and (tmp_path / "embeddings.png").is_file()
+    assert not (tmp_path / "figure6.png").exists() and not (tmp_path / "units" / "ae").exists()
+    with pytest.raises(ValueError, match="ae.variants and baselines.variants are both empty"):
+        tiny_config(ae__variants=[], baselines__variants=[])
+
+
 def test_report_rerenders_from_results_csv(smoke_run):
     out, _ = smoke_run
     before = (out / "tables.md").read_text()

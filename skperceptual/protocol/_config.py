@@ -310,7 +310,8 @@ _CHECKS = {
     "data.loader": (lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
                     "a table of loader arguments by dataset, e.g. [data.loader.lunarlander]"),
     "ae.z_dims": (_is_list(lambda v: _is_int(v, 1)), "a list of ints >= 1, e.g. --set 'ae.z_dims=[8]'"),
-    "ae.variants": (_is_list(lambda v: v in VARIANTS), f"a list of variants from {list(VARIANTS)}"),
+    "ae.variants": (lambda v: isinstance(v, list) and all(x in VARIANTS for x in v),
+                    f"a list of variants from {list(VARIANTS)}, or [] for the baselines alone"),
     "heads.kinds": (_is_list(lambda v: v in {h.family for h in HEADS.values()}),
                     f"a list of head families from {sorted({h.family for h in HEADS.values()})}"),
     "heads.validation_fraction": (_is_fraction, "a float in (0, 1)"),
@@ -390,6 +391,9 @@ def validate_config(config):
         if not check(value):
             raise _invalid(key, value, expected)
     _check_ae_params(config["ae"])
+    if not config["ae"]["variants"] and not config["baselines"]["variants"]:
+        raise ValueError("ae.variants and baselines.variants are both empty: there is nothing to run. "
+                         "Name at least one autoencoder variant or baseline.")
 
 
 def ae_params(config, variant, z_dim):

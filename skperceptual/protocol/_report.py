@@ -471,7 +471,7 @@ def figure6(results, out_dir, path, crop_size=16):
 #: Colours of the variants in the learning curve: pixel loss blue, perceptual red,
 #: feature prediction green.
 _COLOURS = {"AE": "tab:blue", "VAE": "tab:cyan", "P. AE": "tab:red", "P. VAE": "tab:orange",
-            "F. AE": "tab:green", "F. VAE": "tab:olive"}
+            "F. AE": "tab:green", "F. VAE": "tab:olive", "PCA": "tab:gray", "Frozen PCA": "tab:purple"}
 _LINESTYLES = {"mlp": "-", "linear": "--"}
 _LEARNING_CURVE_COLUMNS = ("variant", "z_dim", "head", "n_images", "test_metric")
 
@@ -484,8 +484,8 @@ def learning_curve_figure(csv_path, results, path):
     val_metric``): one panel per embedding size, one colour per variant
     (pixel loss blue, perceptual red), solid lines for MLP heads and dashed
     for linear ones, the 95% CI as a shaded band, the predict-the-mean
-    baseline of ``results`` and the paper's best AE and P. AE MLP errors as
-    horizontal reference lines.
+    baseline of ``results``, the training-free baselines at the same z and
+    the paper's best AE and P. AE MLP errors as horizontal reference lines.
 
     Parameters
     ----------
@@ -531,6 +531,15 @@ def learning_curve_figure(csv_path, results, path):
         if len(base):
             ax.axhline(float(base["test_metric"].iloc[0]), color="0.4", linestyle=":", linewidth=1,
                        label=f"predict the mean ({float(base['test_metric'].iloc[0]):.2f})")
+        # The training-free baselines at this z: what the curves must beat.
+        for variant in BASELINES:
+            for head in ("mlp", "linear"):
+                ref = results[(results["variant"] == variant) & (results["z_dim"] == z) & (results["head"] == head)]
+                if len(ref):
+                    value = scale * float(ref["test_metric"].iloc[0])
+                    ax.axhline(value, color=_COLOURS[variant], linestyle=_LINESTYLES[head], linewidth=0.9, alpha=0.8,
+                               label=f"{variant}{_MARK}, {'MLP' if head == 'mlp' else 'Ridge'}, no training "
+                                     f"({value:.2f})")
         for variant in ("AE", "P. AE"):
             paper = paper_value(dataset, "mlp", "Any", variant)
             if paper is not None:
@@ -637,8 +646,9 @@ def read_results(path):
 def render_report(out_dir):
     """Re-render ``tables.md`` and the figures of a run directory.
 
-    Writes ``tables.md``, ``figure6.png``, ``embeddings.png`` and, when the
-    run has a ``learning_curve.csv``, ``learning_curve.png``.
+    Writes ``tables.md``, ``figure6.png`` (when the run has autoencoders),
+    ``embeddings.png`` and, when the run has a ``learning_curve.csv``,
+    ``learning_curve.png``.
 
     Parameters
     ----------
@@ -662,9 +672,12 @@ def render_report(out_dir):
     task = str(results["task"].iloc[0])
     with atomic_path(out / "tables.md") as tmp:
         tmp.write_text(render_tables(results, dataset, task, config))
-    figure6(results, out, out / "figure6.png")
+    paths = [out / "tables.md"]
+    if results["variant"].isin(VARIANT_ORDER).any():  # Figure 6 shows autoencoders' reconstructions
+        figure6(results, out, out / "figure6.png")
+        paths.append(out / "figure6.png")
     embeddings_figure(results, out, out / "embeddings.png", task)
-    paths = [out / "tables.md", out / "figure6.png", out / "embeddings.png"]
+    paths.append(out / "embeddings.png")
     if learning_curve_figure(out / "learning_curve.csv", results, out / "learning_curve.png"):
         paths.append(out / "learning_curve.png")
     return paths

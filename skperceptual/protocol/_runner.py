@@ -252,8 +252,8 @@ def _run_locked(bunch, config, out, log, report, options):
     if report:
         from ._report import render_report
 
-        render_report(out)
-        log(f"wrote {out / 'tables.md'}, figure6.png, embeddings.png")
+        paths = render_report(out)
+        log(f"wrote {paths[0]}, " + ", ".join(p.name for p in paths[1:]))
     return results
 
 

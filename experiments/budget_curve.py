@@ -1,0 +1,190 @@
+"""Budget curve: what the perceptual loss buys against the pixel loss, by images seen.
+
+Runs the protocol with ``experiments/budget.toml`` once per seed: the
+pixel AE and the P. AE at z = 64, each embedded at checkpoints from about
+4e3 to 1e6 images seen and scored with Ridge and the MLP chosen on its final
+embeddings, next to the training-free baselines (PCA, Frozen PCA) and the
+mean. The first seed trains to the profile's whole budget (1e6 images); the
+others to ``--short-epochs`` epochs, whose checkpoints fall on the same
+numbers of images, so that the seed spread is measured where the curves
+separate without paying for 1e6 images three times.
+
+Writes, into ``--results``: ``budget_curve.csv`` (one row per seed,
+variant, head and checkpoint, with the 95% CI over test rollouts),
+``baselines.csv`` (the reference rows of each seed), ``budget_curve.png``
+and ``summary.md`` (the table the README quotes). Each seed's run directory
+under ``--out`` is resumable, like any protocol run.
+
+    python experiments/budget_curve.py --seeds 0 1 2 --n-jobs 2 --out runs/budget \\
+        --results experiments/results/budget-curve
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skperceptual._atomic import atomic_path
+from skperceptual.protocol import load_profile, run_protocol
+
+PROFILE = Path(__file__).with_name("budget.toml")
+COLOURS = {"AE": "tab:blue", "P. AE": "tab:red", "PCA": "tab:gray", "Frozen PCA": "tab:green"}
+HEAD_NAMES = {"mlp": "MLP", "linear": "Ridge"}
+STYLES = {"mlp": "-", "linear": "--"}
+#: The paper's best LunarLander MLP errors (Table II, "Any").
+PAPER = {"AE": 13.22, "P. AE": 1.44}
+
+
+def run_seed(profile, seed, short_epochs, out, n_jobs, first):
+    overrides = {"random_state": seed}
+    if seed != first:
+        full = load_profile(profile)
+        # 2^k fewer epochs keep every checkpoint on the full run's grid.
+        shrink = full["ae"]["max_epochs"] // short_epochs
+        points = full["learning_curve"]["n_points"] - int(np.log2(shrink))
+        overrides.update(ae__max_epochs=short_epochs, learning_curve__n_points=points)
+    config = load_profile(profile, **overrides)
+    run_protocol(None, config, out / f"seed{seed}", n_jobs=n_jobs)
+    curve = pd.read_csv(out / f"seed{seed}" / "learning_curve.csv").assign(seed=seed)
+    results = pd.read_csv(out / f"seed{seed}" / "results.csv").assign(seed=seed)
+    return curve, results
+
+
+def first_below(rows, threshold):
+    """Images seen at the first checkpoint whose test error is below ``threshold`` (None if never)."""
+    hit = rows[rows["test_metric"] < threshold].sort_values("n_images")
+    return None if hit.empty else int(hit["n_images"].iloc[0])
+
+
+def summary(curve, references):
+    """Markdown: per checkpoint, seed 0's error [CI] and the range over seeds, for each variant and head."""
+    seeds = sorted(curve["seed"].unique())
+    lines = [f"Test error (px) by images seen; seed {seeds[0]} [95% CI over test rollouts]; "
+             f"in braces the min-max over seeds {', '.join(map(str, seeds))} where more than one reached it.", "",
+             "| images seen | " + " | ".join(f"{v} {HEAD_NAMES[h]}" for v in ("AE", "P. AE") for h in ("mlp", "linear"))
+             + " |", "|---" * 5 + "|"]
+    for n in sorted(curve["n_images"].unique()):
+        cells = []
+        for v in ("AE", "P. AE"):
+            for h in ("mlp", "linear"):
+                rows = curve[(curve["n_images"] == n) & (curve["variant"] == v) & (curve["head"] == h)]
+                first = rows[rows["seed"] == seeds[0]]
+                cell = "—" if first.empty else (f"{first['test_metric'].iloc[0]:.2f} "
+                                                f"[{first['test_ci_low'].iloc[0]:.2f}, {first['test_ci_high'].iloc[0]:.2f}]")
+                if len(rows) > 1:
+                    cell += f" {{{rows['test_metric'].min():.2f}–{rows['test_metric'].max():.2f}}}"
+                cells.append(cell)
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    lines += ["", "Images seen at the first checkpoint where the MLP error falls below 10 px and 3 px, per seed:", ""]
+    for v in ("AE", "P. AE"):
+        for seed in seeds:
+            rows = curve[(curve["variant"] == v) & (curve["head"] == "mlp") & (curve["seed"] == seed)]
+            top = int(rows["n_images"].max())
+            marks = [first_below(rows, t) for t in (10, 3)]
+            text = ", ".join(f"< {t} px: " + (f"{m:,}" if m else f"not within {top:,}") for t, m in zip((10, 3), marks))
+            lines.append(f"- {v}, seed {seed}: {text}")
+    lines += ["", "Training-free references at z = 64 (no images seen by any AE), per seed:", "",
+              "| seed | " + " | ".join(f"{v} {HEAD_NAMES[h]}" for v in ("PCA", "Frozen PCA") for h in ("mlp", "linear"))
+              + " | predict the mean |", "|---" * 6 + "|"]
+    for seed, part in references.groupby("seed"):
+        cells = []
+        for v in ("PCA", "Frozen PCA"):
+            for h in ("mlp", "linear"):
+                r = part[(part["variant"] == v) & (part["head"] == h)]
+                cells.append("—" if r.empty else f"{r['test_metric'].iloc[0]:.2f} "
+                             f"[{r['test_ci_low'].iloc[0]:.2f}, {r['test_ci_high'].iloc[0]:.2f}]")
+        mean = part[part["head"] == "mean-position"]["test_metric"]
+        lines.append(f"| {seed} | " + " | ".join(cells) + f" | {mean.iloc[0]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(curve, references, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
+
+    first = curve["seed"].min()
+    fig, ax = plt.subplots(figsize=(9.5, 5.2))
+    for (variant, head), g in curve.groupby(["variant", "head"]):
+        others = sorted(set(g["seed"]) - {first})
+        for seed, s in g.groupby("seed"):
+            s = s.sort_values("n_images")
+            main = seed == first
+            if main:
+                label = f"{variant}, {HEAD_NAMES[head]} (seed {seed}, 95% CI)"
+            else:
+                label = f"{variant}, {HEAD_NAMES[head]}, seeds {', '.join(map(str, others))}" if seed == others[0] else None
+            ax.plot(s["n_images"], s["test_metric"], STYLES[head], color=COLOURS[variant],
+                    marker="o" if main else None, markersize=3, linewidth=1.6 if main else 0.8,
+                    alpha=1.0 if main else 0.6, label=label)
+            if main:
+                ax.fill_between(s["n_images"], s["test_ci_low"], s["test_ci_high"], color=COLOURS[variant],
+                                alpha=0.12, linewidth=0)
+    ref = references[references["seed"] == first]
+    for variant in ("PCA", "Frozen PCA"):
+        for head in ("mlp", "linear"):
+            r = ref[(ref["variant"] == variant) & (ref["head"] == head)]
+            if len(r):
+                value = float(r["test_metric"].iloc[0])
+                ax.axhline(value, color=COLOURS[variant], linestyle=STYLES[head], linewidth=1, alpha=0.8,
+                           label=f"{variant} z = 64, {HEAD_NAMES[head]}, no training ({value:.2f})")
+    mean = ref[ref["head"] == "mean-position"]
+    if len(mean):
+        value = float(mean["test_metric"].iloc[0])
+        ax.axhline(value, color="black", linestyle=":", linewidth=1, label=f"predict the mean ({value:.2f})")
+    for variant, value in PAPER.items():
+        ax.axhline(value, color=COLOURS[variant], linestyle=(0, (1, 3)), linewidth=1.4,
+                   label=f"paper's best {variant} MLP ({value:g})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.set_xlabel("images the autoencoder has seen (log scale)")
+    ax.set_ylabel("lander position, test error (px, log scale)")
+    ax.set_title("LunarLander, z = 64: pixel vs perceptual AE by training budget, against training-free baselines",
+                 fontsize=9)
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--profile", type=Path, default=PROFILE, help="the profile (default: budget.toml beside this script)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--short-epochs", type=int, default=4,
+                   help="epochs of every seed but the first (a power-of-two fraction of the profile's)")
+    p.add_argument("--n-jobs", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("runs/budget"))
+    p.add_argument("--results", type=Path, default=Path("experiments/results/budget-curve"))
+    args = p.parse_args(argv)
+    curves, references = [], []
+    for seed in args.seeds:
+        curve, results = run_seed(args.profile, seed, args.short_epochs, args.out, args.n_jobs, args.seeds[0])
+        curves.append(curve)
+        references.append(results[results["variant"].isin(["PCA", "Frozen PCA", "baseline"])])
+    curve, refs = pd.concat(curves, ignore_index=True), pd.concat(references, ignore_index=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    columns = ["seed", "variant", "z_dim", "head", "n_images", "test_metric", "test_ci_low", "test_ci_high",
+               "val_metric"]
+    with atomic_path(args.results / "budget_curve.csv") as tmp:
+        curve[columns].sort_values(["seed", "variant", "head", "n_images"]).to_csv(tmp, index=False)
+    with atomic_path(args.results / "baselines.csv") as tmp:
+        refs[["seed", "variant", "z_dim", "head", "test_metric", "test_ci_low", "test_ci_high", "val_metric",
+              "best_params"]].to_csv(tmp, index=False)
+    text = summary(curve, refs)
+    with atomic_path(args.results / "summary.md") as tmp:
+        tmp.write_text(text)
+    figure(curve, refs, args.results / "budget_curve.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
