@@ -17,6 +17,9 @@ under ``--out`` is resumable, like any protocol run.
 
     python experiments/budget_curve.py --seeds 0 1 2 --n-jobs 2 --out runs/budget \\
         --results experiments/results/budget-curve
+
+``--set KEY=VALUE`` overrides the profile as for ``skperceptual
+experiment``, e.g. ``--set ae.device=cuda --set ae.batch_size=512``.
 """
 
 import argparse
@@ -36,8 +39,8 @@ STYLES = {"mlp": "-", "linear": "--"}
 PAPER = {"AE": 13.22, "P. AE": 1.44}
 
 
-def run_seed(profile, seed, short_epochs, out, n_jobs, first):
-    overrides = {"random_state": seed}
+def run_seed(profile, seed, short_epochs, out, n_jobs, first, extra=None):
+    overrides = {**(extra or {}), "random_state": seed}
     if seed != first:
         full = load_profile(profile)
         # 2^k fewer epochs keep every checkpoint on the full run's grid.
@@ -164,26 +167,46 @@ def main(argv=None):
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs/budget"))
     p.add_argument("--results", type=Path, default=Path("experiments/results/budget-curve"))
+    p.add_argument("--summarise-only", action="store_true", help="only collect the finished seeds' runs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="profile override, as for 'skperceptual experiment', e.g. ae.device=cuda")
     args = p.parse_args(argv)
+    from skperceptual.protocol._config import parse_overrides
+
+    extra = parse_overrides(args.set)
     curves, references = [], []
     for seed in args.seeds:
-        curve, results = run_seed(args.profile, seed, args.short_epochs, args.out, args.n_jobs, args.seeds[0])
+        if args.summarise_only:
+            run = args.out / f"seed{seed}"
+            if not (run / "learning_curve.csv").is_file():
+                continue
+            curve = pd.read_csv(run / "learning_curve.csv").assign(seed=seed)
+            results = pd.read_csv(run / "results.csv").assign(seed=seed)
+        else:
+            curve, results = run_seed(args.profile, seed, args.short_epochs, args.out, args.n_jobs, args.seeds[0],
+                                      extra)
         curves.append(curve)
         references.append(results[results["variant"].isin(["PCA", "Frozen PCA", "baseline"])])
-    curve, refs = pd.concat(curves, ignore_index=True), pd.concat(references, ignore_index=True)
-    args.results.mkdir(parents=True, exist_ok=True)
+        # Written after every seed, so that a stopped study keeps what it measured.
+        write(pd.concat(curves, ignore_index=True), pd.concat(references, ignore_index=True), args.results)
+    if not curves:
+        raise SystemExit(f"No finished runs under {args.out}.")
+    print((args.results / "summary.md").read_text())
+
+
+def write(curve, refs, results_dir):
+    """Write the CSV files, the summary and the figure of the seeds done so far."""
+    results_dir.mkdir(parents=True, exist_ok=True)
     columns = ["seed", "variant", "z_dim", "head", "n_images", "test_metric", "test_ci_low", "test_ci_high",
                "val_metric"]
-    with atomic_path(args.results / "budget_curve.csv") as tmp:
+    with atomic_path(results_dir / "budget_curve.csv") as tmp:
         curve[columns].sort_values(["seed", "variant", "head", "n_images"]).to_csv(tmp, index=False)
-    with atomic_path(args.results / "baselines.csv") as tmp:
+    with atomic_path(results_dir / "baselines.csv") as tmp:
         refs[["seed", "variant", "z_dim", "head", "test_metric", "test_ci_low", "test_ci_high", "val_metric",
               "best_params"]].to_csv(tmp, index=False)
-    text = summary(curve, refs)
-    with atomic_path(args.results / "summary.md") as tmp:
-        tmp.write_text(text)
-    figure(curve, refs, args.results / "budget_curve.png")
-    print(text)
+    with atomic_path(results_dir / "summary.md") as tmp:
+        tmp.write_text(summary(curve, refs))
+    figure(curve, refs, results_dir / "budget_curve.png")
 
 
 if __name__ == "__main__":
