@@ -184,14 +184,33 @@ def results_figures(folder, docs=DOCS):
 
 
 _tables = _RESULTS / "tables.md"
+#: What the recorded experiments show, with their commands: the top of the Results page.
+_FINDINGS = ROOT / "experiments" / "results" / "README.md"
+_BUDGET = ROOT / "experiments" / "results" / "budget-curve" / "budget_curve.png"
 _intro = (
-    "# Results\n\nThe figures and tables of the latest recorded experiment, "
-    "`skperceptual experiment --dataset lunarlander --profile cpu`, the tables next to the paper's numbers "
-    "(from `experiments/results/lunarlander-cpu/`). "
+    "# Results\n\nWhat the recorded experiments under `experiments/results/` show, then the figures and "
+    "tables of the recorded `skperceptual experiment --dataset lunarlander --profile cpu` run next to the "
+    "paper's numbers (from `experiments/results/lunarlander-cpu/`). "
     "{doc}`user_guide/reproducing` explains how to produce your own.\n\n"
 )
+
+
+def findings(readme=_FINDINGS, budget=_BUDGET, docs=DOCS):
+    """The findings page of ``experiments/results``, demoted under the Results title, with the budget curve."""
+    if not Path(readme).is_file():
+        return ""
+    text = _demote(Path(readme).read_text())
+    if Path(budget).is_file():
+        source = "/" + Path(os.path.relpath(Path(budget).resolve(), docs.resolve())).as_posix()
+        text += (f"\n```{{figure}} {source}\n:alt: Budget curve\n:width: 100%\n\nHead test error of the pixel "
+                 "(blue) and the perceptual (red) AE at z = 64 against the images each has seen, with the "
+                 "training-free baselines and the mean as horizontal lines (from "
+                 "`experiments/results/budget-curve/`).\n```\n")
+    return text + "\n"
+
+
 if _tables.is_file():
-    _text = _intro + results_figures(_RESULTS) + _demote(_tables.read_text())
+    _text = _intro + findings() + results_figures(_RESULTS) + _demote(_tables.read_text())
 else:
     _text = _intro + (
         "```{note}\nNo recorded results yet: `experiments/results/lunarlander-cpu/tables.md` "

@@ -39,16 +39,32 @@ STYLES = {"mlp": "-", "linear": "--"}
 PAPER = {"AE": 13.22, "P. AE": 1.44}
 
 
+def short_overrides(profile, short_epochs, extra=None):
+    """Overrides that train ``short_epochs`` epochs with checkpoints on the full run's grid."""
+    full = load_profile(profile, **(extra or {}))
+    epochs = full["ae"]["max_epochs"]
+    shrink = epochs // short_epochs if 0 < short_epochs <= epochs else 0
+    if not shrink or shrink * short_epochs != epochs or shrink & (shrink - 1):
+        raise SystemExit(f"--short-epochs {short_epochs} must divide the profile's ae.max_epochs = {epochs} by a "
+                         f"power of two (e.g. {epochs // 8 or 1}), so that its checkpoints fall on the full run's.")
+    points = full["learning_curve"]["n_points"] - (shrink.bit_length() - 1)
+    if points < 1:
+        raise SystemExit(f"--short-epochs {short_epochs} leaves none of the profile's "
+                         f"{full['learning_curve']['n_points']} checkpoints; use more epochs.")
+    return {"ae__max_epochs": short_epochs, "learning_curve__n_points": points}
+
+
 def run_seed(profile, seed, short_epochs, out, n_jobs, first, extra=None):
+    """Run (or resume) one seed's protocol; the first seed at the profile's budget, the others short."""
     overrides = {**(extra or {}), "random_state": seed}
     if seed != first:
-        full = load_profile(profile)
-        # 2^k fewer epochs keep every checkpoint on the full run's grid.
-        shrink = full["ae"]["max_epochs"] // short_epochs
-        points = full["learning_curve"]["n_points"] - int(np.log2(shrink))
-        overrides.update(ae__max_epochs=short_epochs, learning_curve__n_points=points)
+        overrides.update(short_overrides(profile, short_epochs, extra))
     config = load_profile(profile, **overrides)
     run_protocol(None, config, out / f"seed{seed}", n_jobs=n_jobs)
+    return _read_seed(out, seed)
+
+
+def _read_seed(out, seed):
     curve = pd.read_csv(out / f"seed{seed}" / "learning_curve.csv").assign(seed=seed)
     results = pd.read_csv(out / f"seed{seed}" / "results.csv").assign(seed=seed)
     return curve, results
@@ -60,9 +76,9 @@ def first_below(rows, threshold):
     return None if hit.empty else int(hit["n_images"].iloc[0])
 
 
-def summary(curve, references):
-    """Markdown: per checkpoint, seed 0's error [CI] and the range over seeds, for each variant and head."""
-    seeds = sorted(curve["seed"].unique())
+def summary(curve, references, first):
+    """Markdown: per checkpoint, the full-budget seed's error [CI] and the range over seeds, per variant and head."""
+    seeds = [first] + sorted(set(curve["seed"].unique()) - {first})
     lines = [f"Test error (px) by images seen; seed {seeds[0]} [95% CI over test rollouts]; "
              f"in braces the min-max over seeds {', '.join(map(str, seeds))} where more than one reached it.", "",
              "| images seen | " + " | ".join(f"{v} {HEAD_NAMES[h]}" for v in ("AE", "P. AE") for h in ("mlp", "linear"))
@@ -83,6 +99,8 @@ def summary(curve, references):
     for v in ("AE", "P. AE"):
         for seed in seeds:
             rows = curve[(curve["variant"] == v) & (curve["head"] == "mlp") & (curve["seed"] == seed)]
+            if rows.empty:
+                continue
             top = int(rows["n_images"].max())
             marks = [first_below(rows, t) for t in (10, 3)]
             text = ", ".join(f"< {t} px: " + (f"{m:,}" if m else f"not within {top:,}") for t, m in zip((10, 3), marks))
@@ -98,18 +116,17 @@ def summary(curve, references):
                 cells.append("—" if r.empty else f"{r['test_metric'].iloc[0]:.2f} "
                              f"[{r['test_ci_low'].iloc[0]:.2f}, {r['test_ci_high'].iloc[0]:.2f}]")
         mean = part[part["head"] == "mean-position"]["test_metric"]
-        lines.append(f"| {seed} | " + " | ".join(cells) + f" | {mean.iloc[0]:.2f} |")
+        lines.append(f"| {seed} | " + " | ".join(cells) + f" | {'—' if mean.empty else f'{mean.iloc[0]:.2f}'} |")
     return "\n".join(lines) + "\n"
 
 
-def figure(curve, references, path):
+def figure(curve, references, path, first):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import ScalarFormatter
 
-    first = curve["seed"].min()
     fig, ax = plt.subplots(figsize=(9.5, 5.2))
     for (variant, head), g in curve.groupby(["variant", "head"]):
         others = sorted(set(g["seed"]) - {first})
@@ -180,21 +197,21 @@ def main(argv=None):
             run = args.out / f"seed{seed}"
             if not (run / "learning_curve.csv").is_file():
                 continue
-            curve = pd.read_csv(run / "learning_curve.csv").assign(seed=seed)
-            results = pd.read_csv(run / "results.csv").assign(seed=seed)
+            curve, results = _read_seed(args.out, seed)
         else:
             curve, results = run_seed(args.profile, seed, args.short_epochs, args.out, args.n_jobs, args.seeds[0],
                                       extra)
         curves.append(curve)
         references.append(results[results["variant"].isin(["PCA", "Frozen PCA", "baseline"])])
         # Written after every seed, so that a stopped study keeps what it measured.
-        write(pd.concat(curves, ignore_index=True), pd.concat(references, ignore_index=True), args.results)
+        write(pd.concat(curves, ignore_index=True), pd.concat(references, ignore_index=True), args.results,
+              args.seeds[0])
     if not curves:
         raise SystemExit(f"No finished runs under {args.out}.")
     print((args.results / "summary.md").read_text())
 
 
-def write(curve, refs, results_dir):
+def write(curve, refs, results_dir, first):
     """Write the CSV files, the summary and the figure of the seeds done so far."""
     results_dir.mkdir(parents=True, exist_ok=True)
     columns = ["seed", "variant", "z_dim", "head", "n_images", "test_metric", "test_ci_low", "test_ci_high",
@@ -205,8 +222,8 @@ def write(curve, refs, results_dir):
         refs[["seed", "variant", "z_dim", "head", "test_metric", "test_ci_low", "test_ci_high", "val_metric",
               "best_params"]].to_csv(tmp, index=False)
     with atomic_path(results_dir / "summary.md") as tmp:
-        tmp.write_text(summary(curve, refs))
-    figure(curve, refs, results_dir / "budget_curve.png")
+        tmp.write_text(summary(curve, refs, first))
+    figure(curve, refs, results_dir / "budget_curve.png", first)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ from .perceptual import PERCEPTUAL_NETS, load_perceptual_net
 from .transformer import resolve_device
 
 
-def _renamed(exc, parameter):
-    """``exc`` with the loss networks' parameter name replaced by this estimator's."""
-    return ValueError(str(exc).replace("perceptual_layer", parameter))
+def _renamed(exc):
+    """``exc``, of the same type, with the perceptual loss's parameter names replaced by this estimator's."""
+    message = str(exc).replace("perceptual_layer", "layer").replace("perceptual_weights", "weights")
+    return type(exc)(message)
 
 
 class FrozenFeatureTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -184,7 +185,7 @@ class FrozenFeatureTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         try:
             cuts = resolve_layers(self.net, self.layer)
         except ValueError as exc:
-            raise _renamed(exc, "layer") from None
+            raise _renamed(exc) from None
         check_device(resolve_device(self.device), self.device)
         images = check_images(self, X, reset=True, image_shape=self.image_shape, any_size=True)
         shapes = feature_shapes(self.net, cuts, images.shape[2:])
@@ -192,21 +193,23 @@ class FrozenFeatureTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             torch.manual_seed(int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max)))
             try:
                 stack = load_perceptual_net(self.net, max(cuts), self.weights)
-            except ValueError as exc:
-                raise _renamed(exc, "layer") from None
+            except (ValueError, OSError) as exc:
+                raise _renamed(exc) from None
         # The loss network reads several layers in one forward pass and
         # applies the squash; no ImageNet standardisation unless asked.
         self.network_ = LossNetwork(stack, cuts, squash=self.squash, normalize=self.normalize)
         self.layers_ = cuts
         self.feature_shapes_ = shapes
         self.image_shape_ = tuple(images.shape[1:])
+        # What transform returns is fixed at fit: set_params(pooling=...) afterwards needs a refit.
+        self._pooling = self.pooling
         self._n_features_out = sum(c if self.pooling else c * h * w for c, h, w in shapes)
         return self
 
     def _features(self, maps):
-        if self.pooling == "avg":
+        if self._pooling == "avg":
             return [m.mean(dim=(2, 3)) for m in maps]
-        if self.pooling == "max":
+        if self._pooling == "max":
             return [m.amax(dim=(2, 3)) for m in maps]
         return [m.flatten(1) for m in maps]
 

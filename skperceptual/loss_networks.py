@@ -228,7 +228,12 @@ def _resolve_one(name, layer, names):
                 f"(or an integer cut from 1 to {len(names)})."
             )
         return names.index(layer) + 1
-    if isinstance(layer, bool) or not isinstance(layer, Integral) or not 1 <= layer <= len(names):
+    if isinstance(layer, bool):
+        raise ValueError(
+            f"perceptual_layer={layer!r} is not a layer of {name!r}: use an integer cut from 1 to {len(names)} "
+            f"or a layer name such as {names[-1]!r}."
+        )
+    if not isinstance(layer, Integral) or not 1 <= layer <= len(names):
         raise ValueError(
             f"perceptual_layer={int(layer) if isinstance(layer, Integral) else layer!r} is out of range for {name!r}: "
             f"use an integer from 1 to "

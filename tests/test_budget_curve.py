@@ -54,11 +54,29 @@ def test_seeds_are_summarised_with_first_crossings_and_spread(budget, tmp_path):
     assert (tmp_path / "res" / "budget_curve.png").stat().st_size > 0
 
 
-def test_short_seeds_keep_the_full_runs_checkpoints(budget):
-    config = budget.load_profile(budget.PROFILE)
-    total = config["data"]["n_autoencoder"] * config["ae"]["max_epochs"]
-    full = {round(total / 2 ** k) for k in range(config["learning_curve"]["n_points"])}
-    short_total = config["data"]["n_autoencoder"] * 4
-    shrink = config["ae"]["max_epochs"] // 4
-    short = {round(short_total / 2 ** k) for k in range(config["learning_curve"]["n_points"] - shrink.bit_length() + 1)}
-    assert total == 1_000_000 and short <= full and min(short) == min(full)
+def test_short_seeds_keep_the_full_runs_checkpoints(budget, tmp_path, monkeypatch):
+    seen = []
+
+    def fake_protocol(bunch, config, out, n_jobs):
+        seen.append(config)
+        n = config["data"]["n_autoencoder"] * config["ae"]["max_epochs"]
+        fake_run(out, config["random_state"], [round(n / 2 ** k) for k in range(config["learning_curve"]["n_points"])],
+                 pixel_learns_at=n)
+
+    monkeypatch.setattr(budget, "run_protocol", fake_protocol)
+    budget.main(["--seeds", "1", "0", "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "res"),
+                 "--set", "ae.max_epochs=16"])
+    full, short = seen
+    assert (full["random_state"], full["ae"]["max_epochs"], full["learning_curve"]["n_points"]) == (1, 16, 9)
+    assert (short["random_state"], short["ae"]["max_epochs"], short["learning_curve"]["n_points"]) == (0, 4, 7)
+    curve = pd.read_csv(tmp_path / "res" / "budget_curve.csv")
+    grid = set(curve.loc[curve["seed"] == 1, "n_images"])
+    assert set(curve.loc[curve["seed"] == 0, "n_images"]) <= grid and max(grid) == 500_000
+    # The first seed named is the full-budget one, whatever its number.
+    assert "seed 1 [95% CI" in (tmp_path / "res" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("epochs", ["3", "5", "64"])
+def test_short_epochs_must_be_a_power_of_two_fraction(budget, epochs):
+    with pytest.raises(SystemExit, match=f"--short-epochs {epochs} must divide"):
+        budget.short_overrides(budget.PROFILE, int(epochs))

@@ -113,9 +113,24 @@ def test_bad_input_is_rejected_before_any_weights_load(params, X, error, match):
     assert not hasattr(frozen, "network_")
 
 
-def test_missing_weights_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
-        FrozenFeatureTransformer(weights=tmp_path / "nope.pth", device="cpu").fit(_uint8((2, 3, 64, 64)))
+def test_missing_weights_file_is_named_after_the_images_are_checked(tmp_path):
+    frozen = FrozenFeatureTransformer(weights=tmp_path / "nope.pth", device="cpu")
+    with pytest.raises(ValueError, match="1 or 3 channels"):  # the images first: no weights resolved
+        frozen.fit(_uint8((2, 2, 64, 64)))
+    with pytest.raises(FileNotFoundError, match=r"^weights file .*nope.pth"):
+        frozen.fit(_uint8((2, 3, 64, 64)))
+
+
+def test_a_boolean_layer_is_not_read_as_cut_1():
+    with pytest.raises(ValueError, match=r"^layer=True is not a layer of 'alexnet'"):
+        FrozenFeatureTransformer(layer=True, **RANDOM).fit(_uint8((2, 3, 64, 64)))
+
+
+def test_pooling_is_fixed_at_fit():
+    X = _uint8((2, 3, 64, 64))
+    frozen = FrozenFeatureTransformer(**RANDOM).fit(X)
+    assert frozen.set_params(pooling="avg").transform(X).shape == (2, 9408)
+    assert frozen.fit(X).transform(X).shape == (2, 192)
 
 
 def test_transform_checks_the_fitted_shape_and_fit():

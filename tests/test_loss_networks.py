@@ -73,7 +73,7 @@ def test_bad_layers_say_what_is_valid():
         resolve_layers("alexnet", 14)
     with pytest.raises(ValueError, match=r"from 1 to 44"):
         resolve_layers("vgg16_bn", 0)
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match=r"perceptual_layer=True is not a layer of .alexnet.: use an integer cut from 1 to 13"):
         resolve_layers("alexnet", True)
     with pytest.raises(ValueError, match="twice"):
         resolve_layers("alexnet", [5, "relu2"])

@@ -151,3 +151,13 @@ def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
         assert (out / "run.lock").read_text() == str(os.getpid())
         assert not leftover.exists()  # a killed run's temporary file is swept
     assert not (out / "run.lock").exists()
+
+
+def test_default_baselines_leave_the_run_key_as_it_was():
+    """Runs keyed before the baselines existed keep their default run directory."""
+    from skperceptual.protocol._config import run_key
+
+    config = load_profile("cpu")
+    before = {k: v for k, v in config.items() if k != "baselines"}
+    assert run_key(config) == run_key(before)
+    assert run_key(load_profile("cpu", baselines__variants=["PCA"])) != run_key(config)

@@ -464,6 +464,11 @@ def config_hash(obj, length=12):
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+#: Configuration sections added after run keys were first written, with
+#: their defaults (see :func:`run_key`).
+KEY_NEUTRAL_SECTIONS = {"baselines": DEFAULTS["baselines"]}
+
+
 def run_key(config):
     """Key of a run: hash of everything in the configuration that changes results.
 
@@ -471,4 +476,10 @@ def run_key(config):
     they are left out: the same settings reached through another profile or
     overrides share the key.
     """
-    return config_hash({k: v for k, v in config.items() if k not in ("profile", "report")})
+    keyed = {k: v for k, v in config.items() if k not in ("profile", "report")}
+    # Sections added after runs were first keyed stay out at their defaults,
+    # so that a command repeated without --out finds its earlier run directory.
+    for section, default in KEY_NEUTRAL_SECTIONS.items():
+        if keyed.get(section) == default:
+            keyed.pop(section)
+    return config_hash(keyed)

@@ -235,7 +235,7 @@ def timing_table(results):
         times = fitted.loc[fitted["variant"] == v, "ae_fit_time"]
         span = f"{times.min():.1f}" if f"{times.min():.1f}" == f"{times.max():.1f}" else \
             f"{times.min():.1f}–{times.max():.1f}"
-        lines.append(f"| {v}{_MARK} (no training: fit of the PCA) | all | {span} | — | — |")
+        lines.append(f"| {v}{_MARK} (no training: features and PCA fit) | all | {span} | — | — |")
     mean, std, pairs = perceptual_overhead(results)
     paper = f"+{100 * PERCEPTUAL_OVERHEAD[0]:.0f} ± {100 * PERCEPTUAL_OVERHEAD[1]:.0f}%"
     ours = _DASH if np.isnan(mean) else f"{100 * mean:+.0f} ± {100 * std:.0f}%"
@@ -575,15 +575,18 @@ def embeddings_figure(results, out_dir, path, task):
 
     import pandas as pd
 
+    # Each variant at the size whose head (the MLP where there is one) validated best.
+    heads = results[results["head"].isin(list(HEADS))]
+    kind = "mlp" if (heads["head"] == "mlp").any() else (heads["head"].iloc[0] if len(heads) else None)
     dec = results[results["head"] == "decoder-retrain"]
     if not len(dec):
-        dec = results[(results["head"] == "mlp") & results["variant"].isin(VARIANT_ORDER)].drop_duplicates("variant")
-    # Each baseline at the size its MLP head validated best, beside the autoencoders.
-    mlp = results[(results["head"] == "mlp") & results["variant"].isin(BASELINES)]
+        dec = results[(results["head"] == kind) & results["variant"].isin(VARIANT_ORDER)].drop_duplicates("variant")
+    mlp = results[(results["head"] == kind) & results["variant"].isin(BASELINES)]
     if len(mlp) and "val_score" in mlp:
         best = mlp.sort_values("val_score", ascending=False).drop_duplicates("variant")
         dec = pd.concat([dec, best.sort_values("variant", key=lambda v: v.map(BASELINES.index))])
     fig, axes = plt.subplots(1, max(len(dec), 1), figsize=(3.2 * max(len(dec), 1), 3), squeeze=False)
+    sc = None
     for ax, (_, r) in zip(axes[0], dec.iterrows()):
         with _npz(out_dir, r["ae_file"]) as f:
             Z, y = f["Z_test"], f["y_test"]
@@ -592,7 +595,8 @@ def embeddings_figure(results, out_dir, path, task):
         sc = ax.scatter(P[:, 0], P[:, 1], c=colour, s=4, cmap="viridis" if task == "positioning" else "tab10")
         ax.set_title(f"{r['variant']} z={int(r['z_dim'])}", fontsize=8)
         ax.set_xticks([]), ax.set_yticks([])
-    fig.colorbar(sc, ax=axes[0].tolist(), label="x position (px)" if task == "positioning" else "class")
+    if sc is not None:
+        fig.colorbar(sc, ax=axes[0].tolist(), label="x position (px)" if task == "positioning" else "class")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

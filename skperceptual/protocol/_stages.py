@@ -123,7 +123,10 @@ def fit_autoencoders(run):
 def _unit_pixels(X):
     """Images as flat float32 rows in [0, 1]: what PCA of the pixels reads."""
     X = np.asarray(X)
-    return X.reshape(len(X), -1).astype(np.float32) / (255 if X.dtype == np.uint8 else 1)
+    flat = X.reshape(len(X), -1).astype(np.float32)
+    if X.dtype == np.uint8:
+        flat /= 255  # in place: one float copy of the images, not two
+    return flat
 
 
 def baseline_embedding(variant, z_dim, frozen_params, random_state):
@@ -155,7 +158,12 @@ def baseline_embedding(variant, z_dim, frozen_params, random_state):
 
 
 def frozen_params(config):
-    """The frozen network of "Frozen PCA": the perceptual loss's own, as the ``ae`` section sets it."""
+    """The frozen network of "Frozen PCA": the perceptual loss's own, as the ``ae`` section sets it.
+
+    Its activations are taken raw, as a user of a frozen feature extractor
+    would take them: no squash, whatever ``ae.perceptual_squash``, and the
+    layers of a multi-layer loss concatenated, unweighted.
+    """
     params = ae_params(config, "P. AE", 1)
     return {"net": params["perceptual_net"], "layer": params["perceptual_layer"],
             "weights": params["perceptual_weights"], "normalize": params["perceptual_normalize"],
