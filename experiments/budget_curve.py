@@ -88,9 +88,9 @@ def summary(curve, references, first):
         for v in ("AE", "P. AE"):
             for h in ("mlp", "linear"):
                 rows = curve[(curve["n_images"] == n) & (curve["variant"] == v) & (curve["head"] == h)]
-                first = rows[rows["seed"] == seeds[0]]
-                cell = "—" if first.empty else (f"{first['test_metric'].iloc[0]:.2f} "
-                                                f"[{first['test_ci_low'].iloc[0]:.2f}, {first['test_ci_high'].iloc[0]:.2f}]")
+                top = rows[rows["seed"] == seeds[0]]
+                cell = "—" if top.empty else (f"{top['test_metric'].iloc[0]:.2f} "
+                                              f"[{top['test_ci_low'].iloc[0]:.2f}, {top['test_ci_high'].iloc[0]:.2f}]")
                 if len(rows) > 1:
                     cell += f" {{{rows['test_metric'].min():.2f}–{rows['test_metric'].max():.2f}}}"
                 cells.append(cell)
@@ -179,6 +179,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", type=Path, default=PROFILE, help="the profile (default: budget.toml beside this script)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--full-seed", type=int, default=None,
+                   help="the seed trained to the whole budget (default: the first of --seeds); the others run short, "
+                        "so seeds can run in separate processes: --seeds 1 --full-seed 0")
     p.add_argument("--short-epochs", type=int, default=4,
                    help="epochs of every seed but the first (a power-of-two fraction of the profile's)")
     p.add_argument("--n-jobs", type=int, default=2)
@@ -191,6 +194,7 @@ def main(argv=None):
     from skperceptual.protocol._config import parse_overrides
 
     extra = parse_overrides(args.set)
+    first = args.seeds[0] if args.full_seed is None else args.full_seed
     curves, references = [], []
     for seed in args.seeds:
         if args.summarise_only:
@@ -199,16 +203,16 @@ def main(argv=None):
                 continue
             curve, results = _read_seed(args.out, seed)
         else:
-            curve, results = run_seed(args.profile, seed, args.short_epochs, args.out, args.n_jobs, args.seeds[0],
-                                      extra)
+            curve, results = run_seed(args.profile, seed, args.short_epochs, args.out, args.n_jobs, first, extra)
         curves.append(curve)
         references.append(results[results["variant"].isin(["PCA", "Frozen PCA", "baseline"])])
         # Written after every seed, so that a stopped study keeps what it measured.
-        write(pd.concat(curves, ignore_index=True), pd.concat(references, ignore_index=True), args.results,
-              args.seeds[0])
+        if args.full_seed is None or any(c["seed"].iloc[0] == first for c in curves):
+            write(pd.concat(curves, ignore_index=True), pd.concat(references, ignore_index=True), args.results, first)
     if not curves:
         raise SystemExit(f"No finished runs under {args.out}.")
-    print((args.results / "summary.md").read_text())
+    if (args.results / "summary.md").is_file():
+        print((args.results / "summary.md").read_text())
 
 
 def write(curve, refs, results_dir, first):
