@@ -69,6 +69,10 @@ def resolve_precision(precision, device):
 _FUSABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
 
 
+class TrainingInterrupted(Exception):
+    """A Ctrl-C during training, carried past skorch's ``partial_fit``, which would swallow it."""
+
+
 class AutoencoderNet(NeuralNet):
     """skorch ``NeuralNet`` for (variational) autoencoders of images.
 
@@ -214,8 +218,13 @@ class AutoencoderNet(NeuralNet):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         # Each step frees and re-allocates tens of 25-60 MB activations;
         # see skperceptual._allocator for why glibc should keep them.
-        with retain_freed_memory():
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        try:
+            with retain_freed_memory():
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            # skorch's partial_fit ends training quietly on Ctrl-C and keeps
+            # the half-trained net; carried past it, the estimator re-raises.
+            raise TrainingInterrupted from exc
 
     def _defers_loss_sync(self):
         """Whether batch losses reach the history as device tensors (see :meth:`run_single_epoch`)."""

@@ -18,7 +18,7 @@ from ._data import ValidationSplit, batch_loader
 from ._feature_prediction import check_pixel_decoder, pixel_output
 from ._frozen import FrozenModule
 from ._loss_settings import LOSSES, LossSettings
-from ._net import AutoencoderNet, as_dataset
+from ._net import AutoencoderNet, TrainingInterrupted, as_dataset
 from ._validation import check_device, check_images
 from .loss_networks import SQUASHES
 from .perceptual import PERCEPTUAL_NETS, PixelLoss, check_perceptual_net
@@ -317,6 +317,15 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         -------
         self : PerceptualAETransformer
             The fitted transformer.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            On Ctrl-C during training. Unlike skorch's ``NeuralNet.fit``,
+            which ends training quietly and keeps the half-trained net, the
+            transformer then keeps its earlier state (unfitted, or its
+            previous fit), so that a cut-short fit is never taken for a
+            finished one.
         """
         # Every check that needs no data comes first, so that bad parameters
         # fail before the images are validated or the weights are loaded.
@@ -379,7 +388,11 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 verbose=self.verbose,
             )
             start = time.perf_counter()
-            net.fit(as_dataset(images), y=None)
+            try:
+                net.fit(as_dataset(images), y=None)
+            except TrainingInterrupted:
+                raise KeyboardInterrupt("fit() was interrupted; the transformer keeps its earlier state "
+                                        "(unfitted, or the previous fit)") from None
             # Assigned only once training succeeded: a fit that raised (e.g.
             # diverged) must not leave an estimator that looks fitted.
             self.net_ = net
@@ -444,6 +457,12 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         decoder_fit_time_ : float
             Wall-clock seconds spent retraining.
 
+        Raises
+        ------
+        KeyboardInterrupt
+            On Ctrl-C during retraining; the decoder, the history and every
+            other attribute are left as they were, as after any error.
+
         Examples
         --------
         >>> import numpy as np
@@ -474,6 +493,9 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if early_stopping is not None and patience is not None:
             restore["callbacks__early_stopping__patience"] = early_stopping.patience
             retrain["callbacks__early_stopping__patience"] = patience
+        # Restored if retraining fails or is interrupted: the decoder is
+        # either retrained in full or left as it was.
+        saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
         for name in self._ENCODER_PARTS:
             setattr(module, name, FrozenModule(getattr(module, name)))
         # The decoder learns from the mean embedding, without the KL term.
@@ -483,6 +505,7 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         net.set_params(**retrain)
         n_before = len(net.history)
         device = resolve_device(self.device)
+        finished = False
         try:
             with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
                 torch.manual_seed(seed)
@@ -493,11 +516,17 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 if hasattr(module, "pixel_decoder_fitted"):
                     module.pixel_decoder_fitted = True
                 self.decoder_fit_time_ = time.perf_counter() - start
+            finished = True
+        except TrainingInterrupted:
+            raise KeyboardInterrupt("fit_decoder() was interrupted; the decoder is left as it was") from None
         finally:
             for name in self._ENCODER_PARTS:
                 setattr(module, name, getattr(module, name).unwrap())
             module.variational = variational
             net.set_params(**restore)
+            if not finished:
+                module.load_state_dict(saved)
+                del net.history[n_before:]
         keys = ("epoch", "train_loss", "valid_loss", "dur")
         self.decoder_history_ = [{k: row[k] for k in keys if k in row} for row in net.history[n_before:]]
         last = self.decoder_history_[-1]

@@ -39,7 +39,7 @@ class Unit:
     Attributes
     ----------
     stage : str
-        ``"ae"``, ``"head"`` or ``"decoder"``.
+        ``"ae"``, ``"baseline"``, ``"head"``, ``"curve"`` or ``"decoder"``.
     name : str
         File stem of the unit's files; ends with ``key``.
     key : str
@@ -159,7 +159,15 @@ def _run_one(i, function, args, label):
             result = function(*args)
     finally:
         _epoch_label = None
+    if any(str(w.message) == _SKLEARN_INTERRUPTED for w in caught):
+        # scikit-learn's MLPs end training quietly on Ctrl-C and only warn:
+        # the unit was cut short and must not be saved as finished.
+        raise KeyboardInterrupt(f"{label or 'a unit'} was interrupted")
     return i, result, warning_record(caught)
+
+
+#: The warning scikit-learn's MLPs give instead of raising on Ctrl-C.
+_SKLEARN_INTERRUPTED = "Training interrupted by user."
 
 
 def warning_record(caught):

@@ -1,0 +1,89 @@
+"""Ctrl-C is never mistaken for a finished fit: the estimator, fit_decoder and protocol units re-raise it."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from skperceptual import PerceptualAETransformer
+from skperceptual.protocol._units import Unit, run_units
+
+FAST = dict(z_dim=4, loss="pixel", batch_size=4, validation_fraction=None, device="cpu", random_state=0)
+
+
+class CtrlC(Callback):
+    """Raises KeyboardInterrupt after ``after`` training batches, as a Ctrl-C would."""
+
+    def __init__(self, after):
+        self.after = after
+
+    def initialize(self):
+        self.n_ = 0
+        return self
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        self.n_ += bool(training)
+        if self.n_ == self.after:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_fit_raises_and_leaves_the_transformer_unfitted(images):
+    ae = PerceptualAETransformer(**FAST, max_epochs=200, callbacks=[("ctrl_c", CtrlC(after=3))])
+    with pytest.raises(KeyboardInterrupt, match="interrupted"):
+        ae.fit(images)
+    assert not hasattr(ae, "net_") and not hasattr(ae, "n_epochs_")
+
+
+def test_interrupted_refit_keeps_the_previous_fit(images):
+    ae = PerceptualAETransformer(**FAST, max_epochs=1).fit(images)
+    before = ae.transform(images)
+    ae.set_params(max_epochs=50, callbacks=[("ctrl_c", CtrlC(after=2))])
+    with pytest.raises(KeyboardInterrupt):
+        ae.fit(images)
+    np.testing.assert_array_equal(ae.transform(images), before)
+    assert ae.n_epochs_ == 1
+
+
+def test_interrupted_fit_decoder_leaves_the_decoder_as_it_was(images):
+    ae = PerceptualAETransformer(**FAST, max_epochs=1).fit(images)
+    decoded = ae.inverse_transform(ae.transform(images))
+    n_history = len(ae.net_.history)
+    ae.net_.callbacks_.append(("ctrl_c", CtrlC(after=2).initialize()))
+    with pytest.raises(KeyboardInterrupt, match="decoder is left as it was"):
+        ae.fit_decoder(images, max_epochs=5)
+    np.testing.assert_array_equal(ae.inverse_transform(ae.transform(images)), decoded)
+    assert len(ae.net_.history) == n_history and not hasattr(ae, "decoder_history_")
+    assert not any(p.requires_grad is False for p in ae.net_.module_.encoder.parameters())
+
+
+def _quietly_interrupted():
+    # What scikit-learn's MLPs do on Ctrl-C: stop, warn, and return normally.
+    warnings.warn("Training interrupted by user.")
+    return {"test_metric": 1.0}
+
+
+def test_a_unit_whose_mlp_swallowed_ctrl_c_is_not_saved(tmp_path):
+    unit = Unit("head", "mlp-x", "x", tmp_path, _quietly_interrupted, inputs=lambda: (),
+                save=lambda unit, result: result, info={})
+    with pytest.raises(KeyboardInterrupt, match="interrupted"):
+        run_units([unit])
+    assert not unit.record_path.exists()
+
+
+def test_ordinary_warnings_still_finish_the_unit(tmp_path):
+    def warns():
+        warnings.warn("something else")
+        return {"test_metric": 1.0}
+
+    unit = Unit("head", "mlp-y", "y", tmp_path, warns, inputs=lambda: (), save=lambda unit, result: result, info={})
+    run_units([unit])
+    assert unit.record_path.is_file() and unit.record["n_warnings"] == 1
+
+
+def test_torch_generator_untouched_by_an_interrupted_fit(images):
+    state = torch.random.get_rng_state()
+    with pytest.raises(KeyboardInterrupt):
+        PerceptualAETransformer(**FAST, max_epochs=5, callbacks=[("ctrl_c", CtrlC(after=1))]).fit(images)
+    assert torch.equal(torch.random.get_rng_state(), state)
