@@ -179,7 +179,9 @@ def main(argv=None):
     -------
     status : int
         Exit status: 0 on success, 2 for a user error (bad options,
-        configuration, data or weights), reported as one line on stderr.
+        configuration, data or weights), reported as one line on stderr,
+        and 130 after Ctrl-C, which keeps every finished unit and saves
+        none that was cut short.
 
     Examples
     --------
@@ -190,6 +192,13 @@ def main(argv=None):
     args = _build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        # 128 + SIGINT, as shells report a command stopped by Ctrl-C.
+        print("skperceptual: interrupted; finished units are kept, and the same command resumes the rest",
+              file=sys.stderr)
+        return 130
     except USER_ERRORS as exc:
         if args.debug:
             raise

@@ -87,3 +87,46 @@ def test_torch_generator_untouched_by_an_interrupted_fit(images):
     with pytest.raises(KeyboardInterrupt):
         PerceptualAETransformer(**FAST, max_epochs=5, callbacks=[("ctrl_c", CtrlC(after=1))]).fit(images)
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+_INTERRUPTIBLE_RUN = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from test_protocol import make_bunch
+from skperceptual.__main__ import main
+from skperceptual.protocol import _runner
+
+_runner.load_dataset = lambda name, **kwargs: make_bunch()
+sys.exit(main(["experiment", "--dataset", "lunarlander", "--profile", "smoke", "--out", sys.argv[1],
+               "--set", "ae.perceptual_weights=none", "--set", "ae.z_dims=[4]", "--set", "ae.max_epochs=100000",
+               "--set", "data.n_autoencoder=0", "--set", "ae.variants=['AE']"]))
+"""
+
+
+def test_sigint_stops_the_cli_with_130_and_saves_no_cut_short_unit(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tests.parent), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTIBLE_RUN, str(tmp_path / "run"), str(tests)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stderr:  # wait until the AE is training
+            if "running 1" in line and "autoencoders" in line:
+                break
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, err
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    assert err.strip().splitlines()[-1].startswith("skperceptual: interrupted; finished units are kept")
+    assert "Traceback" not in err
+    assert not list((tmp_path / "run" / "units" / "ae").glob("*.json"))  # a resume refits it
+    assert not (tmp_path / "run" / "results.csv").exists() and not (tmp_path / "run" / "run.lock").exists()
