@@ -127,6 +127,7 @@ def write_run(out, n_frames=4, frame_index=True, learning_curve=False):
     rows.append(dict(dataset="lunarlander", task="positioning", variant="baseline", head="mean-position",
                      test_metric=14.5, test_ci_low=13.9, test_ci_high=15.1))
     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    (out / "config.json").write_text('{"profile": "test", "run_key": "0"}')
     if learning_curve:
         pd.DataFrame([dict(variant=v, z_dim=8, head=h, n_images=n, test_metric=m, test_ci_low=m - 1,
                            test_ci_high=m + 1, val_metric=m)
@@ -160,6 +161,24 @@ def test_figure6_reads_old_runs_and_draws_the_learning_curve(tmp_path):
     paths = render_report(tmp_path)
     assert paths[-1].name == "learning_curve.png"
     assert matplotlib.image.imread(paths[-1]).ndim == 3
+
+
+def test_a_truncated_row_missing_units_or_config_are_refused_before_writing(tmp_path):
+    from skperceptual.protocol._report import render_report
+
+    write_run(tmp_path)
+    whole = (tmp_path / "results.csv").read_text()
+    (tmp_path / "results.csv").write_text(whole[: len(whole) - 40])  # cut mid-line, as a full disk would
+    with pytest.raises(ValueError, match=r"results.csv is truncated or corrupt: its row \d+ has \d+ of the \d+ fields"):
+        render_report(tmp_path)
+    (tmp_path / "results.csv").write_text(whole)
+    (tmp_path / "units" / "v2.npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"units/v2.npz does not exist: the run directory lacks a unit"):
+        render_report(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"config.json does not exist: .* is not a whole run directory"):
+        render_report(tmp_path)
+    assert not any((tmp_path / name).exists() for name in ("tables.md", "figure6.png", "embeddings.png"))
 
 
 @pytest.mark.parametrize("content, match", [

@@ -4,6 +4,7 @@ Everything is re-rendered from ``results.csv`` (and the small ``.npz``
 files it points to), so ``skperceptual report DIR`` needs no refitting.
 """
 
+import csv
 import json
 from pathlib import Path
 
@@ -619,6 +620,14 @@ def _read_csv(path, required):
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is truncated or corrupt ({type(exc).__name__}: {str(exc).strip()}). {fix}") from exc
+    # pandas fills a row cut short (a file truncated mid-line) with empty cells.
+    with open(path, newline="") as f:
+        for number, row in enumerate(csv.reader(f), 1):
+            if number == 1:
+                width = len(row)
+            elif len(row) != width:
+                raise ValueError(f"{path} is truncated or corrupt: its row {number} has {len(row)} of the "
+                                 f"{width} fields of its header. {fix}")
     missing = [c for c in required if c not in table.columns]
     if missing or not len(table):
         what = f"lacks the columns {missing}" if missing else "has no rows"
@@ -667,11 +676,26 @@ def render_report(out_dir):
     Raises
     ------
     FileNotFoundError, ValueError
-        ``results.csv`` is missing, truncated or corrupt; nothing is written.
+        ``results.csv`` or ``config.json`` is missing, truncated or corrupt,
+        or a unit that ``results.csv`` names is missing; nothing is written.
     """
     out = Path(out_dir)
     results = read_results(out / "results.csv")
-    config = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
+    # Everything the tables and figures read is checked before anything is written.
+    fix = ("Re-run the `skperceptual experiment` command that made this run directory (with the same --out): "
+           "finished units are reused, and the report is rewritten.")
+    if not (out / "config.json").is_file():
+        raise FileNotFoundError(f"{out / 'config.json'} does not exist: {out} is not a whole run directory. {fix}")
+    try:
+        config = json.loads((out / "config.json").read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{out / 'config.json'} is corrupt ({exc}). {fix}") from None
+    for column in ("ae_file", "retrained_file"):
+        for rel in results[column].dropna().unique() if column in results else ():
+            npz = out / Path(rel).with_suffix(".npz")
+            if not npz.is_file():
+                raise FileNotFoundError(f"{npz} does not exist: the run directory lacks a unit that "
+                                        f"results.csv names. {fix}")
     dataset = str(results["dataset"].iloc[0])
     task = str(results["task"].iloc[0])
     with atomic_path(out / "tables.md") as tmp:
