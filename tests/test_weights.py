@@ -354,3 +354,26 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.strip() == f"skperceptual {skperceptual.__version__}"
+
+
+def test_any_random_bytes_give_the_clear_error(tmp_path):
+    """A damaged weights file is named, whatever its bytes (also inside the pickle's zip container)."""
+    from skperceptual.weights import read_state_dict
+
+    rng = np.random.default_rng(0)
+    valid = io.BytesIO()
+    torch.save({"0.bias": torch.zeros(2)}, valid)
+    for i in range(300):
+        if i % 3:
+            data = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+        else:  # a real torch.save zip with random bytes written over part of it
+            data = bytearray(valid.getvalue())
+            start = int(rng.integers(0, len(data) - 64))
+            data[start : start + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+            data = bytes(data)
+        path = tmp_path / f"w{i}.pth"
+        path.write_bytes(data)
+        try:
+            read_state_dict(path)
+        except ValueError as exc:
+            assert f"w{i}.pth" in str(exc) and ("not a readable PyTorch file" in str(exc) or "pickled" in str(exc))
