@@ -12,6 +12,7 @@ keeps its traceback.
 """
 
 import argparse
+import errno
 import sys
 
 from . import __version__
@@ -202,7 +203,12 @@ def main(argv=None):
     except USER_ERRORS as exc:
         if args.debug:
             raise
-        print(f"skperceptual: error: {_one_line(exc)}", file=sys.stderr)
+        message = _one_line(exc)
+        if getattr(exc, "errno", None) == errno.ENOSPC:
+            where = getattr(args, "out", None)
+            message = (f"no space left on the device{f' of --out {where}' if where else ''} ({message}). Free "
+                       "some space and rerun the same command: finished units are kept.")
+        print(f"skperceptual: error: {message}", file=sys.stderr)
         return 2
 
 

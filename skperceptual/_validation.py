@@ -18,6 +18,9 @@ def _to_numpy(X):
     # Torch tensors become numpy views (no copy for CPU tensors), so that
     # scikit-learn's checks apply to them too.
     if hasattr(X, "detach") and hasattr(X, "cpu"):
+        if getattr(X, "is_meta", False):
+            raise ValueError("X is a torch tensor on the meta device, which holds shapes but no data. "
+                             "Pass the images themselves, e.g. a CPU or CUDA tensor or a numpy array.")
         X = X.detach().cpu()
         if X.dtype == torch.bfloat16:
             # numpy has no bfloat16; float32 holds every bfloat16 exactly.
@@ -121,7 +124,16 @@ def check_images(estimator, X, *, reset, image_shape=None, any_size=False):
 
     if not reset and shape is not None:
         _check_fitted_shape(estimator, shape)
-    flat = validate_data(estimator, flat, reset=reset, dtype="numeric", ensure_min_samples=1)
+    try:
+        flat = validate_data(estimator, flat, reset=reset, dtype="numeric", ensure_min_samples=1)
+    except ValueError as exc:
+        if "sequence" not in str(exc):
+            raise
+        # numpy's "setting an array element with a sequence": arrays inside cells.
+        raise ValueError(
+            "X holds an array in each cell (e.g. a DataFrame column of images), not one array of images. "
+            "Stack them first: np.stack(df['image'].to_numpy()) gives (n_samples, C, H, W)."
+        ) from None
     if flat.dtype != np.uint8 and not np.issubdtype(flat.dtype, np.floating):
         raise TypeError(
             f"Images must be uint8 (0-255) or floating point (0-1); got dtype {flat.dtype}. "

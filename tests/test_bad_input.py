@@ -443,3 +443,90 @@ def test_lunarlander_sweeps_its_stale_cache_temp(tmp_path):
     stale.write_bytes(b"PK\x03\x04 half")
     load_lunarlander(data_home=tmp_path, n_rollouts=4, n_steps=25)
     assert _files(tmp_path / "lunarlander") == [path.name]
+
+
+# --- cases that gave unclear errors: each now one line naming the parameter or file and the fix
+
+
+def test_a_dataframe_column_of_images_is_explained():
+    pd = pytest.importorskip("pandas")
+    from skperceptual import PerceptualAETransformer
+
+    X = np.zeros((4, 3, 64, 64), np.uint8)
+    with pytest.raises(ValueError, match=r"an array in each cell .* np.stack\(df\['image'\].to_numpy\(\)\)"):
+        PerceptualAETransformer(device="cpu").fit(pd.DataFrame({"image": list(X)}))
+
+
+def test_a_meta_tensor_is_explained():
+    import torch
+
+    from skperceptual import FrozenFeatureTransformer, PerceptualAETransformer
+
+    X = torch.empty(4, 3, 64, 64, device="meta")
+    for estimator in (PerceptualAETransformer(device="cpu"), FrozenFeatureTransformer(weights=None, device="cpu")):
+        with pytest.raises(ValueError, match="meta device, which holds shapes but no data"):
+            estimator.fit(X)
+
+
+def test_a_profile_that_is_not_toml_names_its_path(tmp_path):
+    from skperceptual.protocol import load_profile
+
+    for content in (b"\xff\xfe binary", b"a b c"):
+        (tmp_path / "bad.toml").write_bytes(content)
+        with pytest.raises(ValueError, match=r"Profile .*bad.toml is not a valid TOML file .* cpu, paper, smoke"):
+            load_profile(tmp_path / "bad.toml")
+
+
+def test_a_loader_key_typo_fails_before_the_out_folder_exists(tmp_path, capsys):
+    from skperceptual.__main__ import main
+
+    out = tmp_path / "run"
+    assert main(["experiment", "--dataset", "lunarlander", "--out", str(out),
+                 "--set", "data.loader.lunarlander.n_rollout=8"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown profile key 'data.loader.lunarlander.n_rollout'" in err and "n_rollouts" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_an_out_that_is_a_file_or_read_only_is_named(tmp_path, capsys):
+    import os
+
+    from skperceptual.__main__ import main
+
+    (tmp_path / "file").write_text("x")
+    assert main(["experiment", "--dataset", "lunarlander", "--out", str(tmp_path / "file")]) == 2
+    assert f"{tmp_path / 'file'} is a file; pass the path of a folder" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        with open(locked / "probe", "w"):
+            pytest.skip("this user writes into read-only folders (root): the probe cannot fail here")
+    except PermissionError:
+        pass
+    finally:
+        os.chmod(locked, 0o700)
+    os.chmod(locked, 0o500)
+    try:
+        assert main(["experiment", "--dataset", "lunarlander", "--out", str(locked / "run")]) == 2
+        assert "cannot be written" in capsys.readouterr().err
+    finally:
+        os.chmod(locked, 0o700)
+
+
+def test_a_full_disk_names_the_out_folder(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from skperceptual import __main__ as cli
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    parser = cli._build_parser()
+    monkeypatch.setattr(cli, "_build_parser", lambda: parser)
+    args = parser.parse_args(["experiment", "--dataset", "lunarlander", "--out", str(tmp_path / "run")])
+    monkeypatch.setattr(parser, "parse_args", lambda argv: args)
+    monkeypatch.setattr(args, "func", full)
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert f"no space left on the device of --out {tmp_path / 'run'}" in err and "rerun the same command" in err

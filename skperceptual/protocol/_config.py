@@ -267,7 +267,13 @@ def load_profile(name_or_path="smoke", **overrides):
         profile, source = copy.deepcopy(name_or_path), name_or_path.get("profile", "custom")
     else:
         path = resolve_profile_path(name_or_path)
-        profile, source = tomllib.loads(path.read_text()), Path(str(path)).stem
+        try:
+            profile = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"Profile {path} is not a valid TOML file ({exc}). Fix it, or pass a shipped "
+                             f"profile name: {', '.join(sorted(p.name[:-5] for p in _shipped_profiles().iterdir() if p.name.endswith('.toml')))}."
+                             ) from None
+        source = Path(str(path)).stem
     profile.pop("profile", None)
     config = _merge(_merge(DEFAULTS, profile), _nest(overrides))
     config["ae"] = {key: _none(value) for key, value in config["ae"].items()}
@@ -370,6 +376,24 @@ def _check_ae_params(ae):
                          "use --set ae.device=auto (CUDA when present) or ae.device=cpu.")
 
 
+def _check_loader_params(loaders):
+    """Check ``data.loader.<dataset>`` keys against the dataset loader's own keyword arguments."""
+    import inspect
+
+    from .. import datasets
+
+    for name, kwargs in loaders.items():
+        loader = getattr(datasets, f"load_{name}", None)
+        if loader is None:
+            continue  # a Bunch passed to run_protocol needs no loader
+        valid = sorted(p.name for p in inspect.signature(loader).parameters.values()
+                       if p.kind == p.KEYWORD_ONLY and p.name not in ("data_home", "verbose"))
+        for key in kwargs:
+            if key not in valid:
+                raise ValueError(f"Unknown profile key 'data.loader.{name}.{key}'; load_{name} takes {valid}. "
+                                 f"Fix it in the profile or with --set data.loader.{name}.KEY=VALUE.")
+
+
 def validate_config(config):
     """Check a whole configuration, raising an error that names the key and the fix.
 
@@ -391,6 +415,7 @@ def validate_config(config):
         if not check(value):
             raise _invalid(key, value, expected)
     _check_ae_params(config["ae"])
+    _check_loader_params(config["data"]["loader"])
     if not config["ae"]["variants"] and not config["baselines"]["variants"]:
         raise ValueError("ae.variants and baselines.variants are both empty: there is nothing to run. "
                          "Name at least one autoencoder variant or baseline.")

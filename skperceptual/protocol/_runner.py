@@ -221,6 +221,7 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
         dataset = bunch.get("name", config["dataset"]) if bunch is not None else config["dataset"]
         out_dir = Path("runs") / f"{dataset}-{config['profile']}-{run_key(config)[:8]}"
     out = Path(out_dir)
+    _check_out_dir(out)
     with RunLock(out):
         return _run_locked(bunch, config, out, log, report,
                            dict(n_jobs=n_jobs, backend=backend, backend_kwargs=backend_kwargs))
@@ -255,6 +256,23 @@ def _run_locked(bunch, config, out, log, report, options):
         paths = render_report(out)
         log(f"wrote {paths[0]}, " + ", ".join(p.name for p in paths[1:]))
     return results
+
+
+def _check_out_dir(out):
+    """The run directory must be a folder this process can write: checked before any work starts."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"The run directory (--out / out_dir) {out} is a file; pass the path of a folder, "
+                         "new or from an earlier run.")
+    import tempfile
+
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    try:
+        # A probe, not os.access: that says yes to root on a read-only mount.
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise PermissionError(f"The run directory (--out / out_dir) {out} cannot be written: {existing} refuses "
+                              f"new files ({exc.strerror}). Pass a folder you can write.") from None
 
 
 def _check_baselines(config, data):
