@@ -22,14 +22,18 @@ under ``--out`` is resumable, like any protocol run.
 experiment``, e.g. ``--set ae.device=cuda --set ae.batch_size=512``.
 """
 
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from skperceptual._atomic import atomic_path
-from skperceptual.protocol import load_profile, run_protocol
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _study import overrides, study_parser  # noqa: E402
+
+from skperceptual._atomic import atomic_path  # noqa: E402
+from skperceptual.protocol import load_profile, run_protocol  # noqa: E402
 
 PROFILE = Path(__file__).with_name("budget.toml")
 COLOURS = {"AE": "tab:blue", "P. AE": "tab:red", "PCA": "tab:gray", "Frozen PCA": "tab:green"}
@@ -176,24 +180,14 @@ def figure(curve, references, path, first):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--profile", type=Path, default=PROFILE, help="the profile (default: budget.toml beside this script)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p = study_parser(__doc__, PROFILE, "runs/budget", "experiments/results/budget-curve")
     p.add_argument("--full-seed", type=int, default=None,
                    help="the seed trained to the whole budget (default: the first of --seeds); the others run short, "
                         "so seeds can run in separate processes: --seeds 1 --full-seed 0")
     p.add_argument("--short-epochs", type=int, default=4,
                    help="epochs of every seed but the first (a power-of-two fraction of the profile's)")
-    p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("runs/budget"))
-    p.add_argument("--results", type=Path, default=Path("experiments/results/budget-curve"))
-    p.add_argument("--summarise-only", action="store_true", help="only collect the finished seeds' runs")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="profile override, as for 'skperceptual experiment', e.g. ae.device=cuda")
     args = p.parse_args(argv)
-    from skperceptual.protocol._config import parse_overrides
-
-    extra = parse_overrides(args.set)
+    extra = overrides(args)
     first = args.seeds[0] if args.full_seed is None else args.full_seed
     curves, references = [], []
     for seed in args.seeds:

@@ -18,13 +18,17 @@ and ``z_sweep.png`` (error against z, one panel per head)::
 ``--set KEY=VALUE`` overrides the profile as for ``skperceptual experiment``.
 """
 
-import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from skperceptual._atomic import atomic_path
-from skperceptual.protocol import load_profile, run_protocol
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _study import overrides, study_parser  # noqa: E402
+
+from skperceptual._atomic import atomic_path  # noqa: E402
+from skperceptual.protocol import load_profile, run_protocol  # noqa: E402
 
 PROFILE = Path(__file__).with_name("zsweep.toml")
 EMBEDDINGS = ("AE", "P. AE", "PCA", "Frozen PCA")
@@ -120,19 +124,9 @@ def write(rows, mean, results_dir):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--profile", type=Path, default=PROFILE, help="the profile (default: zsweep.toml beside this script)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("runs/z-sweep"))
-    p.add_argument("--results", type=Path, default=Path("experiments/results/z-sweep"))
-    p.add_argument("--summarise-only", action="store_true", help="only collect the finished seeds' runs")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="profile override, as for 'skperceptual experiment'")
+    p = study_parser(__doc__, PROFILE, "runs/z-sweep", "experiments/results/z-sweep")
     args = p.parse_args(argv)
-    from skperceptual.protocol._config import parse_overrides
-
-    extra = parse_overrides(args.set)
+    extra = overrides(args)
     for seed in args.seeds:
         if not args.summarise_only:
             config = load_profile(args.profile, **{**extra, "random_state": seed})
