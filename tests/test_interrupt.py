@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import Callback
+from test_host_syncs import InterruptAt
 
 from skperceptual import PerceptualAETransformer
 from skperceptual.protocol._units import Unit, run_units
@@ -13,24 +13,8 @@ from skperceptual.protocol._units import Unit, run_units
 FAST = dict(z_dim=4, loss="pixel", batch_size=4, validation_fraction=None, device="cpu", random_state=0)
 
 
-class CtrlC(Callback):
-    """Raises KeyboardInterrupt after ``after`` training batches, as a Ctrl-C would."""
-
-    def __init__(self, after):
-        self.after = after
-
-    def initialize(self):
-        self.n_ = 0
-        return self
-
-    def on_batch_end(self, net, training=None, **kwargs):
-        self.n_ += bool(training)
-        if self.n_ == self.after:
-            raise KeyboardInterrupt
-
-
 def test_interrupted_fit_raises_and_leaves_the_transformer_unfitted(images):
-    ae = PerceptualAETransformer(**FAST, max_epochs=200, callbacks=[("ctrl_c", CtrlC(after=3))])
+    ae = PerceptualAETransformer(**FAST, max_epochs=200, callbacks=[("ctrl_c", InterruptAt(3))])
     with pytest.raises(KeyboardInterrupt, match="interrupted"):
         ae.fit(images)
     assert not hasattr(ae, "net_") and not hasattr(ae, "n_epochs_")
@@ -39,7 +23,7 @@ def test_interrupted_fit_raises_and_leaves_the_transformer_unfitted(images):
 def test_interrupted_refit_keeps_the_previous_fit(images):
     ae = PerceptualAETransformer(**FAST, max_epochs=1).fit(images)
     before = ae.transform(images)
-    ae.set_params(max_epochs=50, callbacks=[("ctrl_c", CtrlC(after=2))])
+    ae.set_params(max_epochs=50, callbacks=[("ctrl_c", InterruptAt(2))])
     with pytest.raises(KeyboardInterrupt):
         ae.fit(images)
     np.testing.assert_array_equal(ae.transform(images), before)
@@ -50,7 +34,7 @@ def test_interrupted_fit_decoder_leaves_the_decoder_as_it_was(images):
     ae = PerceptualAETransformer(**FAST, max_epochs=1).fit(images)
     decoded = ae.inverse_transform(ae.transform(images))
     n_history = len(ae.net_.history)
-    ae.net_.callbacks_.append(("ctrl_c", CtrlC(after=2).initialize()))
+    ae.net_.callbacks_.append(("ctrl_c", InterruptAt(2).initialize()))
     with pytest.raises(KeyboardInterrupt, match="decoder is left as it was"):
         ae.fit_decoder(images, max_epochs=5)
     np.testing.assert_array_equal(ae.inverse_transform(ae.transform(images)), decoded)
@@ -85,7 +69,7 @@ def test_ordinary_warnings_still_finish_the_unit(tmp_path):
 def test_torch_generator_untouched_by_an_interrupted_fit(images):
     state = torch.random.get_rng_state()
     with pytest.raises(KeyboardInterrupt):
-        PerceptualAETransformer(**FAST, max_epochs=5, callbacks=[("ctrl_c", CtrlC(after=1))]).fit(images)
+        PerceptualAETransformer(**FAST, max_epochs=5, callbacks=[("ctrl_c", InterruptAt(1))]).fit(images)
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
