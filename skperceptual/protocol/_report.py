@@ -582,9 +582,9 @@ def embeddings_figure(results, out_dir, path, task):
     dec = results[results["head"] == "decoder-retrain"]
     if not len(dec):
         dec = results[(results["head"] == kind) & results["variant"].isin(VARIANT_ORDER)].drop_duplicates("variant")
-    mlp = results[(results["head"] == kind) & results["variant"].isin(BASELINES)]
-    if len(mlp) and "val_score" in mlp:
-        best = mlp.sort_values("val_score", ascending=False).drop_duplicates("variant")
+    refs = results[(results["head"] == kind) & results["variant"].isin(BASELINES)]
+    if len(refs) and "val_score" in refs:
+        best = refs.sort_values("val_score", ascending=False).drop_duplicates("variant")
         dec = pd.concat([dec, best.sort_values("variant", key=lambda v: v.map(BASELINES.index))])
     fig, axes = plt.subplots(1, max(len(dec), 1), figsize=(3.2 * max(len(dec), 1), 3), squeeze=False)
     sc = None
@@ -603,6 +603,10 @@ def embeddings_figure(results, out_dir, path, task):
     plt.close(fig)
 
 
+#: How a run directory with a damaged or missing file is mended.
+_RERUN = ("Rebuild it by re-running the `skperceptual experiment` command that made this run directory (with the "
+          "same --out): finished units are reused, so only the CSV files and the report are rewritten.")
+
 #: Columns every results.csv has; a file without them is not one the runner wrote whole.
 _REQUIRED_COLUMNS = ("dataset", "task", "variant", "z_dim", "head", "test_metric")
 
@@ -612,8 +616,7 @@ def _read_csv(path, required):
     import pandas as pd
 
     path = Path(path)
-    fix = ("Rebuild it by re-running the `skperceptual experiment` command that made this run directory "
-           "(with the same --out): finished units are reused, so only the CSV files and the report are rewritten.")
+    fix = _RERUN
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: this is not a finished run directory. {fix}")
     try:
@@ -682,8 +685,7 @@ def render_report(out_dir):
     out = Path(out_dir)
     results = read_results(out / "results.csv")
     # Everything the tables and figures read is checked before anything is written.
-    fix = ("Re-run the `skperceptual experiment` command that made this run directory (with the same --out): "
-           "finished units are reused, and the report is rewritten.")
+    fix = _RERUN
     if not (out / "config.json").is_file():
         raise FileNotFoundError(f"{out / 'config.json'} does not exist: {out} is not a whole run directory. {fix}")
     try:

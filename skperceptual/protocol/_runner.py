@@ -260,11 +260,11 @@ def _run_locked(bunch, config, out, log, report, options):
 
 def _check_out_dir(out):
     """The run directory must be a folder this process can write: checked before any work starts."""
+    import tempfile
+
     if out.exists() and not out.is_dir():
         raise ValueError(f"The run directory (--out / out_dir) {out} is a file; pass the path of a folder, "
                          "new or from an earlier run.")
-    import tempfile
-
     existing = next(p for p in (out, *out.absolute().parents) if p.exists())
     try:
         # A probe, not os.access: that says yes to root on a read-only mount.
