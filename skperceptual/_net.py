@@ -224,7 +224,13 @@ class AutoencoderNet(NeuralNet):
         except KeyboardInterrupt as exc:
             # skorch's partial_fit ends training quietly on Ctrl-C and keeps
             # the half-trained net; carried past it, the estimator re-raises.
-            raise TrainingInterrupted from exc
+            # Callbacks still get the on_train_end that skorch gives them
+            # after a Ctrl-C (progress bars close before the caller reports
+            # the interrupt, files close).
+            try:
+                self.notify("on_train_end", X=X, y=y)
+            finally:
+                raise TrainingInterrupted from exc
 
     def _defers_loss_sync(self):
         """Whether batch losses reach the history as device tensors (see :meth:`run_single_epoch`)."""

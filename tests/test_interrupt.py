@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 from test_host_syncs import InterruptAt
 
 from skperceptual import PerceptualAETransformer
@@ -18,6 +19,26 @@ def test_interrupted_fit_raises_and_leaves_the_transformer_unfitted(images):
     with pytest.raises(KeyboardInterrupt, match="interrupted"):
         ae.fit(images)
     assert not hasattr(ae, "net_") and not hasattr(ae, "n_epochs_")
+
+
+class EndsTraining(Callback):
+    """Counts on_train_end calls (what closes progress bars and files)."""
+
+    def initialize(self):
+        self.ends_ = 0
+        return self
+
+    def on_train_end(self, net, **kwargs):
+        self.ends_ += 1
+
+
+def test_interrupted_fit_still_ends_training_for_its_callbacks(images):
+    ends = EndsTraining()
+    ae = PerceptualAETransformer(**FAST, max_epochs=200, callbacks=[("ends", ends), ("ctrl_c", InterruptAt(3))])
+    with pytest.raises(KeyboardInterrupt):
+        ae.fit(images)
+    # as skorch does after a Ctrl-C, so that an epoch bar is closed before the CLI reports the interrupt
+    assert ae.callbacks[0][1].ends_ == 1
 
 
 def test_interrupted_refit_keeps_the_previous_fit(images):
