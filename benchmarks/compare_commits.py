@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/compare_commits.py [COMMIT [REPS [N]]] [--new COMMIT] [--precision bf16]
 
-COMMIT defaults to 9cf04d6, the library before the issue-6 optimisations;
+COMMIT defaults to 9cf04d6, the library before its first speed optimisations;
 ``--new`` defaults to the working tree. Both package copies run in this one
 process: each first fits the data once untimed (the first fit of a process
 pays oneDNN's kernel generation and the optimiser's first imports), then

@@ -1,4 +1,4 @@
-"""Layer study on LunarLander (issue 12): which AlexNet layer, feature prediction, multi-layer loss.
+"""Layer study on LunarLander: which AlexNet layer, feature prediction, multi-layer loss.
 
 Runs the evaluation protocol (``skperceptual.protocol``) with the real
 ImageNet AlexNet weights for six settings, each a P. AE or F. AE at one

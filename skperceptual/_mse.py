@@ -1,20 +1,16 @@
-"""Mean squared error whose gradient keeps a channels-last (or pixel-major) input's layout.
+"""Mean squared error whose gradient keeps a channels-last input's layout.
 
 ``F.mse_loss``'s backward allocates its gradient in the contiguous (NCHW)
 layout whatever the input's. Every elementwise backward after it (the
 reconstruction's sigmoid, a loss network's ReLU and sigmoid) then mixes an
-NCHW gradient with channels-last saved tensors, and such a mixed
-elementwise kernel runs an order of magnitude slower than a matched one:
-ReLU's backward on 512x192x7x7 (AlexNet's second layer) takes 14.6 ms
-instead of 1.2 ms on this project's CPU. The transposed convolution that receives the gradient also
-reorders it first. The AlexNet perceptual loss's forward and backward at
-batch 512 take 153 instead of 161 ms (``python benchmarks/loss_kernels.py``).
+NCHW gradient with channels-last saved tensors, and such mixed elementwise
+kernels run far slower on the CPU than matched ones; the transposed
+convolution that receives the gradient also reorders it first. Comparing
+the tensors through their NHWC view avoids both with public API only.
 """
 
 import torch
 from torch.nn import functional as F
-
-from ._spectral import PIXEL_MAJOR
 
 
 def mse_loss(input, target):
@@ -22,8 +18,7 @@ def mse_loss(input, target):
 
     A channels-last 4-d input is compared as its NHWC view, which is
     contiguous, so the backward's contiguous gradient is channels-last once
-    viewed back as NCHW; a pixel-major one (memory ordered ``(H, W, C, N)``,
-    a spectral convolution's output) likewise as its HWCN view. The same
+    viewed back as NCHW. The same
     elements are reduced in the same memory order, and each gradient
     element has the same formula: values are those of ``F.mse_loss``.
     Differentiable like it (double backward, ``torch.func``), and autocast
@@ -49,11 +44,9 @@ def mse_loss(input, target):
     >>> x_hat.grad.is_contiguous(memory_format=torch.channels_last)
     True
     """
-    # Channels-last, or pixel-major as a spectral convolution writes its
-    # maps (_spectral), asked in the form vmap supports (torch.func).
+    # Channels-last asked in the form vmap supports (torch.func).
     if input.dim() == 4 and input.shape == target.shape and not input.is_contiguous():
-        for order in ((0, 2, 3, 1), PIXEL_MAJOR):
-            if input.permute(order).is_contiguous():
-                input, target = input.permute(order), target.permute(order)
-                break
+        nhwc = input.permute(0, 2, 3, 1)
+        if nhwc.is_contiguous():
+            input, target = nhwc, target.permute(0, 2, 3, 1)
     return F.mse_loss(input, target)

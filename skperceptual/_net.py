@@ -216,10 +216,12 @@ class AutoencoderNet(NeuralNet):
         return loss.float()
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        # Each step frees and re-allocates tens of 25-60 MB activations;
-        # see skperceptual._allocator for why glibc should keep them.
+        # Each CPU step frees and re-allocates large activations; see
+        # skperceptual._allocator for why glibc should keep them. CUDA
+        # tensors come from PyTorch's own caching allocator.
+        on_cpu = torch.device(self.device or "cpu").type == "cpu"
         try:
-            with retain_freed_memory():
+            with retain_freed_memory() if on_cpu else contextlib.nullcontext():
                 return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as exc:
             # skorch's partial_fit ends training quietly on Ctrl-C and keeps

@@ -26,7 +26,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._frozen import FrozenModule
-from ._model import _outputs
 from ._mse import mse_loss
 
 #: How a network's feature stack is found in the torchvision model:
@@ -530,7 +529,8 @@ class LossNetwork(nn.Module):
         """Return the squashed features at each cut, in the order of ``cuts``."""
         h = (x - self.mean) / self.std if self.normalize else x
         taken, wanted = {}, set(self.cuts)
-        for i, h in _outputs(self.stack, h, cuts=wanted):
+        for i, layer in enumerate(self.stack, start=1):
+            h = layer(h)
             if i in wanted:
                 nxt = self.stack[i] if i < len(self.stack) else None
                 # An in-place module next (AlexNet's and VGG's ReLUs) would

@@ -12,7 +12,6 @@ import os
 import torch
 from torch import nn
 
-from ._model import _run
 from ._mse import mse_loss
 from .loss_networks import (
     _IMAGENET_MEAN,
@@ -239,11 +238,7 @@ class PerceptualLoss(nn.Module):
         """Return ``sigmoid(p(x))``, the squashed features compared by the loss."""
         if self.normalize:
             x = (x - self.mean) / self.std
-        # Convolutions through _conv: on the CPU a frozen one keeps no copy
-        # of its input for the backward pass, a strided first layer gets
-        # its input gradient through space-to-depth, and a stride-1 layer
-        # of small maps runs spectrally (_FrozenConvolution, _spectral).
-        return torch.sigmoid(_run(self.net, x))
+        return torch.sigmoid(self.net(x))
 
     def forward(self, x_hat, x):
         with torch.no_grad():

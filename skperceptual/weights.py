@@ -23,7 +23,6 @@ import io
 import json
 import os
 import pickle
-import shutil
 import socket
 import subprocess
 import sys

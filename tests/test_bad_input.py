@@ -1,4 +1,4 @@
-"""The bad-input and fault matrix of issue 10: every case is a clear error
+"""The bad-input and fault matrix: every case is a clear error
 naming the parameter or file and the fix, raised before any work starts, with
 nothing left on disk; or, for valid edge cases, a correct result.
 

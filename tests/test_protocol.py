@@ -159,7 +159,7 @@ def test_selected_ridge_is_no_worse_than_the_mean_on_uninformative_embeddings():
 def test_selected_mlp_is_no_worse_than_the_mean_on_collapsed_vae_embeddings():
     # Real embeddings (float16) of 3,000 LunarLander predictor frames from
     # 36 rollouts, by a pixel VAE (z=64, 6 epochs on 6,000 frames; the
-    # cpu profile of the first round): collapsed, near-constant dimensions
+    # earlier, smaller cpu profile): collapsed, near-constant dimensions
     # beside ones that encode each rollout's terrain, which an MLP can use
     # to memorise the training rollouts' positions. On held-out rollouts
     # every candidate of the paper's grid did worse than the mean; the grid
