@@ -1,19 +1,22 @@
-"""skperceptual performance benchmarks (GitHub issues 6 and 11): prints one table.
+"""skperceptual performance benchmarks: the reference implementation against this library, one table.
 
 Usage::
 
     python benchmarks/run.py            # full run (tens of minutes on 2 busy CPU cores)
     python benchmarks/run.py --quick    # smoke test, under 2 minutes
-    # the issue-11 table in short commands (a shared machine), accumulated in fit.json
+    # the fit table in short commands (a shared machine), accumulated in fit.json
     # (each command's fits first run once untimed, so short commands cost double):
     python benchmarks/run.py --only-fit --reps 1 --losses pixel --results fit.json --skip-memory
     python benchmarks/run.py --only-fit --skip-fit --results fit.json
     # our perceptual overheads alone, pixel and perceptual fits back to back:
     python benchmarks/run.py --only-fit --skip-memory --reps 8 --kinds fp32 fp32_bf16_loss
-    # the issue-11 table on a GPU (the memory table is about CPU RAM):
+    # the fit table on a GPU (the memory table is about CPU RAM):
     python benchmarks/run.py --only-fit --skip-memory --device cuda --reps 5
-    # a fast GPU trains the issue's 6,000 images in a tenth of a second: also
+    # a fast GPU trains the default 6,000 images in a tenth of a second: also
     python benchmarks/run.py --only-fit --skip-memory --device cuda --reps 5 --n-fit 40000
+    # the benchmarks page, docs/benchmarks.md, from benchmarks/results/*.json
+    # (files that --results wrote: measurements, machine, versions, command):
+    python benchmarks/render_page.py
 
 Every comparison is measured inside one process, alternating the contenders
 repetition by repetition, and reports median (min-max): shared machines are
@@ -272,7 +275,7 @@ def has_issue_table(res):
 
 
 def measure_fit(args):
-    """Time the issue-11 contenders, alternating them repetition by repetition."""
+    """Time the fit contenders, alternating them repetition by repetition."""
     X = lunar_frames(args.n_fit, 64)
     contenders = [key for key in FIT_CONTENDERS if key[1] in args.losses and key[0] in args.kinds]
     if args.device != "cpu":
@@ -303,17 +306,64 @@ def measure_fit(args):
     return res
 
 
-def merge_results(path, fit=None, memory=None):
-    """Add measurements to the JSON file ``path`` (runs split across commands)."""
+def cpu_model():
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_metadata(args, fit=True, memory=True):
+    """What a --results file records about the run: machine, versions, date, sizes, command."""
+    import shlex
+
+    import skorch
+
+    gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else None
+    meta = {
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": gpu},
+        "torch": torch.__version__, "skorch": skorch.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        "commands": [shlex.join(["python", "benchmarks/run.py", *sys.argv[1:]])],
+    }
+    if fit:
+        meta["fit"] = {"device": args.device, "n_fit": args.n_fit, "batch": args.batch, "reps": args.reps}
+    if memory:
+        meta["memory"] = {"n": args.n_memory, "steps": args.memory_steps, "batch": 512}
+    return meta
+
+
+def merge_results(path, fit=None, memory=None, meta=None):
+    """Add measurements to the JSON file ``path`` (runs split across commands).
+
+    ``meta`` (:func:`run_metadata`) replaces the file's, keeping the
+    commands of earlier runs and the "fit" or "memory" block of a run
+    that measured it. ``benchmarks/render_page.py`` makes the
+    benchmarks page from such files.
+    """
     import json
 
     stored = {"fit": {}, "memory": {}}
     if os.path.isfile(path):
         with open(path) as f:
             stored = json.load(f)
+        if any(not isinstance(v, list) for v in stored["fit"].values()):
+            sys.exit(f"{path} holds a recorded summary, not repetitions: write to another file")
     for (kind, loss), values in (fit or {}).items():
         stored["fit"].setdefault(f"{kind}|{loss}", []).extend(values)
     stored["memory"].update(memory or {})
+    if meta:
+        old = stored.get("meta", {})
+        commands = [c for c in old.get("commands", []) if c not in meta["commands"]]
+        stored["meta"] = {**meta, "commands": commands + meta["commands"]}
+        for block in ("fit", "memory"):  # what this run did not measure
+            if block not in meta and block in old:
+                stored["meta"][block] = old[block]
     with open(path + ".tmp", "w") as f:
         json.dump(stored, f, indent=1)
     os.replace(path + ".tmp", path)
@@ -322,7 +372,7 @@ def merge_results(path, fit=None, memory=None):
 
 
 def section_fit(args, res):
-    """The issue-11 table: reference vs fp32 vs bf16, both losses."""
+    """The fit table: reference vs fp32 vs bf16, both losses."""
     size = 64
     ae_macs, p_macs, floor, floor_cached = flop_floor(size)
     reps = min(len(v) for v in res.values())
@@ -363,10 +413,10 @@ def section_fit(args, res):
 
 
 def issue_table(args):
-    """The table of issue 11, from the fit and memory sections."""
+    """The fit table, from the fit and memory sections."""
     res = args.fit_table
     if not has_issue_table(res):
-        return "(the issue-11 table needs every loss of ref, fp32 and bf16)"
+        return "(the fit table needs every loss of ref, fp32 and bf16)"
     lines = ["| | reference | skperceptual fp32 | ratio | skperceptual bf16 | ratio |",
              "|---|---|---|---|---|---|"]
     for loss in ("pixel", "perceptual"):
@@ -491,11 +541,14 @@ _MEMORY_CHILD = textwrap.dedent("""
     def limited(self, batch, **kw):
         steps[0] += 1
         if steps[0] > {steps}:
-            raise KeyboardInterrupt  # skorch stops training cleanly
+            raise KeyboardInterrupt  # ends the fit: the estimator re-raises it
         return step(self, batch, **kw)
     AutoencoderNet.train_step = limited
-    PerceptualAETransformer(max_epochs=1, batch_size={batch}, perceptual_weights={weights!r},
-                            device='cpu', random_state=0, **{params!r}).fit(X)
+    try:
+        PerceptualAETransformer(max_epochs=1, batch_size={batch}, perceptual_weights={weights!r},
+                                device='cpu', random_state=0, **{params!r}).fit(X)
+    except KeyboardInterrupt:
+        pass
     print(json.dumps(dict(base=base, data=X.nbytes / 2**30, with_data=with_data, peak=rss())))
 """)
 
@@ -538,7 +591,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     parser.add_argument("--reps", type=int, default=None, help="repetitions of the fit table")
-    parser.add_argument("--only-fit", action="store_true", help="only the issue-11 fit and memory table")
+    parser.add_argument("--only-fit", action="store_true", help="only the fit and memory table")
     parser.add_argument("--losses", nargs="+", default=["pixel", "perceptual"],
                         choices=["pixel", "perceptual"], help="losses of the fit table")
     parser.add_argument("--results", help="JSON file that accumulates fit/memory measurements "
@@ -573,7 +626,8 @@ def main():
     if not args.skip_memory:
         section_memory(args)
     if args.results:
-        res, args.memory = merge_results(args.results, res, getattr(args, "memory", None))
+        meta = run_metadata(args, fit=not args.skip_fit, memory=not args.skip_memory)
+        res, args.memory = merge_results(args.results, res, getattr(args, "memory", None), meta)
     if args.kinds == KINDS and not has_issue_table(res):
         print(f"Measured {sorted(res)}; run the other loss to get the full table.")
         return
