@@ -26,14 +26,14 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from skperceptual._feature_prediction import FeaturePredictionAutoencoder, FeaturePredictionLoss  # noqa: E402
-from skperceptual._model import ConvAutoencoder  # noqa: E402
-from skperceptual.loss_networks import (  # noqa: E402
+from skperceptual.losses.feature_prediction import FeaturePredictionAutoencoder, FeaturePredictionLoss  # noqa: E402
+from skperceptual.losses.networks import (  # noqa: E402
     LossNetwork,
     MultiLayerPerceptualLoss,
     build_feature_stack,
     feature_shapes,
 )
+from skperceptual.models.autoencoder import ConvAutoencoder  # noqa: E402
 
 
 def main():

@@ -51,9 +51,10 @@ def load(root):
     try:
         package = importlib.import_module("skperceptual")
         cls = package.PerceptualAETransformer
-        for module in pkgutil.iter_modules(package.__path__):  # some are imported lazily
-            if not module.ispkg and module.name != "__main__":
-                importlib.import_module(f"skperceptual.{module.name}")
+        # Some modules are imported lazily: load every one now, subpackages' too.
+        for module in pkgutil.walk_packages(package.__path__, prefix="skperceptual."):
+            if not module.name.endswith("__main__"):
+                importlib.import_module(module.name)
     finally:
         sys.path.pop(0)
     return cls, {k: v for k, v in sys.modules.items() if _ours(k)}

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from run import lunar_frames, our_estimator, spread  # noqa: E402
 
-from skperceptual._allocator import retain_freed_memory  # noqa: E402
+from skperceptual.training.allocator import retain_freed_memory  # noqa: E402
 
 
 def steady_fit(X, loss, precision, device, epochs, batch):

@@ -41,7 +41,6 @@ import argparse
 import datetime
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -58,11 +57,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from skperceptual import PerceptualAETransformer  # noqa: E402
-from skperceptual._allocator import retain_freed_memory  # noqa: E402
-from skperceptual._data import ImageDataset, batch_loader  # noqa: E402
-from skperceptual._model import ConvAutoencoder  # noqa: E402
-from skperceptual.perceptual import load_perceptual_net  # noqa: E402
-from skperceptual.weights import weights_source  # noqa: E402
+from skperceptual.losses.perceptual import load_perceptual_net  # noqa: E402
+from skperceptual.losses.weights import weights_source  # noqa: E402
+from skperceptual.models.autoencoder import ConvAutoencoder  # noqa: E402
+from skperceptual.training.allocator import retain_freed_memory  # noqa: E402
+from skperceptual.training.data import ImageDataset, batch_loader  # noqa: E402
 
 # The ImageNet weights when this machine has them (`skperceptual weights
 # show`), else random ones: timing does not depend on the weights' values,
@@ -288,7 +287,7 @@ def measure_fit(args):
             return fit_reference(X, args.batch, loss, device=args.device)
         if kind == "ref_retain":
             # How much the reference itself would gain from the glibc
-            # setting our fit applies (skperceptual._allocator).
+            # setting our fit applies (skperceptual.training.allocator).
             with retain_freed_memory():
                 return fit_reference(X, args.batch, loss)
         return fit_ours(X, args.batch, loss, device=args.device, **OUR_KINDS[kind])[0]
@@ -528,7 +527,7 @@ _MEMORY_CHILD = textwrap.dedent("""
     import numpy as np, torch
     sys.path.insert(0, {root!r})
     from skperceptual import PerceptualAETransformer
-    from skperceptual._net import AutoencoderNet
+    from skperceptual.training.net import AutoencoderNet
     rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB (kB units)
     def current():
         with open('/proc/self/statm') as f:

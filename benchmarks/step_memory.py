@@ -28,9 +28,9 @@ import resource
 import torch
 from import_memory import resident_mb  # benchmarks/, next to this script
 
-from skperceptual._allocator import retain_freed_memory
-from skperceptual._model import ConvAutoencoder
-from skperceptual.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net
+from skperceptual.losses.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net
+from skperceptual.models.autoencoder import ConvAutoencoder
+from skperceptual.training.allocator import retain_freed_memory
 
 
 def peak_resident_mb():

@@ -18,7 +18,6 @@ from skperceptual import PerceptualAETransformer
 from skperceptual.datasets import load_lunarlander
 from skperceptual.protocol import load_profile, search_head
 from skperceptual.protocol._config import VARIANTS
-from skperceptual.protocol._metrics import metric_ci
 from skperceptual.protocol._runner import prepare_data
 
 

@@ -25,7 +25,6 @@ experiment``, e.g. ``--set ae.device=cuda --set ae.batch_size=512``.
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

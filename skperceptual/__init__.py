@@ -15,11 +15,11 @@ def __getattr__(name):
     # actually asked for so that ``skperceptual --help`` and the dataset
     # loaders start fast.
     if name == "PerceptualAETransformer":
-        from .transformer import PerceptualAETransformer
+        from .estimators.perceptual_ae import PerceptualAETransformer
 
         return PerceptualAETransformer
     if name == "FrozenFeatureTransformer":
-        from .frozen_features import FrozenFeatureTransformer
+        from .estimators.frozen_features import FrozenFeatureTransformer
 
         return FrozenFeatureTransformer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

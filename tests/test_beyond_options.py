@@ -4,15 +4,15 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._feature_prediction import FeaturePredictionAutoencoder
-from skperceptual.loss_networks import MultiLayerPerceptualLoss
-from skperceptual.perceptual import PerceptualLoss
+from skperceptual.losses.feature_prediction import FeaturePredictionAutoencoder
+from skperceptual.losses.networks import MultiLayerPerceptualLoss
+from skperceptual.losses.perceptual import PerceptualLoss
 
 TINY = dict(z_dim=4, max_epochs=1, batch_size=8, validation_fraction=None, perceptual_weights=None,
             random_state=0, device="cpu")

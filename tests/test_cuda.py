@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._data import PrefetchingLoader
-from skperceptual._net import as_dataset
+from skperceptual.training.data import PrefetchingLoader
+from skperceptual.training.net import as_dataset
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

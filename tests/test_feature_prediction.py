@@ -1,21 +1,21 @@
 """Feature prediction: a decoder head emitting the loss network's feature shape, MSE to p(x)."""
 
 import pytest
-from sklearn.exceptions import NotFittedError
 import torch
+from sklearn.exceptions import NotFittedError
 from torch.nn import functional as F
 
-from skperceptual._data import batch_loader
-from skperceptual._feature_prediction import (
+from skperceptual.losses.feature_prediction import (
     FeatureHead,
     FeaturePredictionAutoencoder,
     FeaturePredictionLoss,
     check_pixel_decoder,
     pixel_output,
 )
-from skperceptual._model import ConvAutoencoder
-from skperceptual._net import AutoencoderNet, as_dataset
-from skperceptual.loss_networks import LossNetwork, build_feature_stack, feature_shapes, squash
+from skperceptual.losses.networks import LossNetwork, build_feature_stack, feature_shapes, squash
+from skperceptual.models.autoencoder import ConvAutoencoder
+from skperceptual.training.data import batch_loader
+from skperceptual.training.net import AutoencoderNet, as_dataset
 
 
 @pytest.mark.parametrize(("name", "cut"), [("alexnet", 5), ("alexnet", 2), ("vgg16", 4), ("resnet18", 8)])

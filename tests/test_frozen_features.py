@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skperceptual import FrozenFeatureTransformer
-from skperceptual.perceptual import load_perceptual_net
+from skperceptual.losses.perceptual import load_perceptual_net
 
 RANDOM = dict(weights=None, random_state=0, device="cpu")
 

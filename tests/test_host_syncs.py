@@ -12,8 +12,8 @@ import torch
 from skorch.callbacks import Callback
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._net import AutoencoderNet
-from skperceptual.callbacks import DivergenceGuard
+from skperceptual.training.callbacks import DivergenceGuard
+from skperceptual.training.net import AutoencoderNet
 
 QUICK = dict(z_dim=4, max_epochs=2, batch_size=6, loss="pixel", perceptual_weights=None,
              validation_fraction=0.25, random_state=0)

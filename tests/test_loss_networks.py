@@ -6,7 +6,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from skperceptual.loss_networks import (
+from skperceptual.losses.networks import (
     LOSS_NETWORKS,
     NETWORKS,
     LossNetwork,
@@ -19,7 +19,7 @@ from skperceptual.loss_networks import (
     squash,
     studied_layers,
 )
-from skperceptual.perceptual import PerceptualLoss, load_perceptual_net
+from skperceptual.losses.perceptual import PerceptualLoss, load_perceptual_net
 
 
 def test_the_fourteen_networks_of_the_follow_up_are_registered():

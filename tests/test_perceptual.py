@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from skperceptual.perceptual import (
+from skperceptual.losses.perceptual import (
     PerceptualLoss,
     load_perceptual_net,
     n_layers,

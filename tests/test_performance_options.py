@@ -62,7 +62,7 @@ def test_mse_loss_matches_torch_and_keeps_the_gradient_channels_last(channels_la
     # F.mse_loss's gradient comes back NCHW even for channels-last inputs,
     # which slows every elementwise backward after it; ours keeps the
     # input's layout with the same values, under autocast too.
-    from skperceptual._mse import mse_loss
+    from skperceptual.losses.mse import mse_loss
 
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -100,7 +100,7 @@ def test_adam_is_fused_unless_the_user_chose(images):
 
 
 def test_auto_precision_picks_bf16_only_with_native_support(images, monkeypatch):
-    from skperceptual import _net
+    from skperceptual.training import net as _net
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
     assert _net.resolve_precision("auto", "cpu") == "bf16"
@@ -214,7 +214,7 @@ def test_auto_loss_precision_follows_the_cpus_bf16_support(images, monkeypatch):
 def test_perceptual_loss_supports_double_backward_and_torch_func():
     # The loss network's frozen convolutions keep the loss twice
     # differentiable (gradient penalties) and usable under torch.func.
-    from skperceptual.perceptual import PerceptualLoss, load_perceptual_net
+    from skperceptual.losses.perceptual import PerceptualLoss, load_perceptual_net
 
     torch.manual_seed(0)
     loss = PerceptualLoss(load_perceptual_net(weights=None))

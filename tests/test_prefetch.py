@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import skperceptual.transformer
+import skperceptual.estimators.perceptual_ae
 from skperceptual import PerceptualAETransformer
-from skperceptual._data import ImageDataset, PrefetchingLoader, batch_loader
+from skperceptual.training.data import ImageDataset, PrefetchingLoader, batch_loader
 
 
 def test_prefetching_loader_yields_the_loaders_batches_in_order():
@@ -78,7 +78,7 @@ def test_a_prefetching_fit_is_bit_identical(images, monkeypatch):
     assert not isinstance(plain.net_.get_iterator(ImageDataset(torch.from_numpy(images))), PrefetchingLoader)
     # The shuffling draws from torch's global generator in the thread: the
     # same draw, so the same batches.
-    monkeypatch.setattr(skperceptual.transformer, "batch_loader",
+    monkeypatch.setattr(skperceptual.estimators.perceptual_ae, "batch_loader",
                         lambda *args, prefetch=False, **kwargs: batch_loader(*args, prefetch=True, **kwargs))
     ahead = PerceptualAETransformer(**params).fit(images)
     assert isinstance(ahead.net_.get_iterator(ImageDataset(torch.from_numpy(images))), PrefetchingLoader)

@@ -16,8 +16,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils import Bunch
 
 from skperceptual.__main__ import main as cli_main
-from skperceptual.protocol import load_profile, render_report, run_protocol, search_head
-from skperceptual.protocol import _runner
+from skperceptual.protocol import _runner, load_profile, run_protocol, search_head
 from skperceptual.protocol._config import ae_params, parse_overrides
 from skperceptual.protocol._heads import head_search_space, head_split
 from skperceptual.protocol._metrics import (

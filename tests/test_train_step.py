@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._net import as_dataset
+from skperceptual.training.net import as_dataset
 
 
 def test_grad_scaler_step_matches_plain_step(images):

@@ -15,8 +15,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skperceptual import PerceptualAETransformer
-from skperceptual._data import to_unit_float
-from skperceptual._net import as_dataset, kl_divergence
+from skperceptual.training.data import to_unit_float
+from skperceptual.training.net import as_dataset, kl_divergence
 
 # Small and fast: pixel loss and a random perceptual net unless a test needs
 # the pretrained one.

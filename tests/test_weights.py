@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
 from conftest import TEST_SDIST, TEST_WEIGHTS
-from skperceptual import weights
+
 from skperceptual.__main__ import main
-from skperceptual.loss_networks import meta_feature_stack
-from skperceptual.perceptual import load_perceptual_net
-from skperceptual.weights import (
+from skperceptual.losses import weights
+from skperceptual.losses.networks import meta_feature_stack
+from skperceptual.losses.perceptual import load_perceptual_net
+from skperceptual.losses.weights import (
     imagenet_state_dict,
     mirror_state_dict,
     register_weights,
@@ -358,7 +358,7 @@ def test_version(capsys):
 
 def test_any_random_bytes_give_the_clear_error(tmp_path):
     """A damaged weights file is named, whatever its bytes (also inside the pickle's zip container)."""
-    from skperceptual.weights import read_state_dict
+    from skperceptual.losses.weights import read_state_dict
 
     rng = np.random.default_rng(0)
     valid = io.BytesIO()

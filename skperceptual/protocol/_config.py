@@ -133,7 +133,7 @@ DEFAULTS = {
 
 
 def _estimator_params():
-    from .. import PerceptualAETransformer
+    from ..estimators import PerceptualAETransformer
 
     return PerceptualAETransformer().get_params()
 
@@ -355,7 +355,7 @@ def _check_ae_params(ae):
     import torch
     from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
-    from .. import PerceptualAETransformer
+    from ..estimators import PerceptualAETransformer
 
     valid = sorted(set(_estimator_params()) - set(PROTOCOL_AE_PARAMS))
     params = {k: v for k, v in ae.items() if k not in DEFAULTS["ae"]}

@@ -572,9 +572,8 @@ def embeddings_figure(results, out_dir, path, task):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.decomposition import PCA
-
     import pandas as pd
+    from sklearn.decomposition import PCA
 
     # Each variant at the size whose head (the MLP where there is one) validated best.
     heads = results[results["head"].isin(list(HEADS))]

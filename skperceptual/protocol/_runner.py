@@ -23,8 +23,7 @@ from ._heads import head_split
 from ._metrics import mean_position_baseline, metric_ci
 from ._registry import DATASETS, HEADS, TASK_METRICS
 from ._report import select_figure_frames
-from ._stages import (curve_rows, fit_autoencoders, fit_baselines, learning_curves, retrain_decoders,
-                      search_heads)
+from ._stages import curve_rows, fit_autoencoders, fit_baselines, learning_curves, retrain_decoders, search_heads
 from ._units import RunLock, progress_bar, warning_summary, write_json
 
 
@@ -149,8 +148,8 @@ def _check_run_options(n_jobs, config, bunch):
 
 def _check_weights(config):
     """Load the perceptual network's weights once, so that a bad file fails before any data is made."""
-    from ..loss_networks import resolve_layers
-    from ..perceptual import load_perceptual_net
+    from ..losses.networks import resolve_layers
+    from ..losses.perceptual import load_perceptual_net
 
     perceptual = [v for v in config["ae"]["variants"] if VARIANTS[v][0] != "pixel"]
     if not perceptual and "Frozen PCA" not in config["baselines"]["variants"]:

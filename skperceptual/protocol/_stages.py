@@ -43,8 +43,8 @@ def _variants(config):
 
 def _fit_ae(params, X_ae, X_pred, X_test, frame_index, curve_at=()):
     """Worker: fit one AE and embed the predictor and test sets (also at ``curve_at`` images seen)."""
-    from .. import PerceptualAETransformer
-    from ..callbacks import EmbeddingCheckpoints
+    from ..estimators import PerceptualAETransformer
+    from ..training.callbacks import EmbeddingCheckpoints
 
     curve = EmbeddingCheckpoints({"predictor": X_pred, "test": X_test}, at=curve_at)
     ae = PerceptualAETransformer(**params)
@@ -57,10 +57,6 @@ def _fit_ae(params, X_ae, X_pred, X_test, frame_index, curve_at=()):
     # The saved model keeps the callback: empty it, so that it carries
     # neither the image sets nor their embeddings.
     curve.images, curve.checkpoints_ = {}, []
-    # Adam's moments are needed neither to transform nor to retrain the
-    # decoder (fit_decoder starts a fresh Adam); a fresh optimizer makes the
-    # saved model about three times smaller.
-    ae.net_.initialize_optimizer()
     frames = X_test[frame_index]
     return dict(ae=ae, Z_predictor=ae.transform(X_pred), Z_test=ae.transform(X_test),
                 recon=reconstruct(ae, frames), curve=checkpoints,
@@ -150,7 +146,7 @@ def baseline_embedding(variant, z_dim, frozen_params, random_state):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from ..frozen_features import FrozenFeatureTransformer
+    from ..estimators.frozen_features import FrozenFeatureTransformer
 
     first = (FrozenFeatureTransformer(**frozen_params, random_state=random_state) if variant == "Frozen PCA"
              else FunctionTransformer(_unit_pixels))

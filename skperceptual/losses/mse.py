@@ -9,7 +9,6 @@ convolution that receives the gradient also reorders it first. Comparing
 the tensors through their NHWC view avoids both with public API only.
 """
 
-import torch
 from torch.nn import functional as F
 
 
@@ -36,6 +35,7 @@ def mse_loss(input, target):
 
     Examples
     --------
+    >>> import torch
     >>> x = torch.rand(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
     >>> x_hat = torch.zeros_like(x).requires_grad_()
     >>> bool(mse_loss(x_hat, x) == torch.nn.functional.mse_loss(x_hat, x))

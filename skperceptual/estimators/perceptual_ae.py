@@ -13,15 +13,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import EarlyStopping, ProgressBar
 
-from .callbacks import DivergenceGuard
-from ._data import ValidationSplit, batch_loader
-from ._feature_prediction import check_pixel_decoder, pixel_output
-from ._frozen import FrozenModule
+from ..losses.feature_prediction import check_pixel_decoder, pixel_output
+from ..losses.networks import SQUASHES
+from ..losses.perceptual import PERCEPTUAL_NETS, PixelLoss, check_perceptual_net
+from ..models.frozen import FrozenModule
+from ..training.callbacks import DivergenceGuard
+from ..training.data import ValidationSplit, batch_loader
+from ..training.net import AutoencoderNet, TrainingInterrupted, as_dataset
 from ._loss_settings import LOSSES, LossSettings
-from ._net import AutoencoderNet, TrainingInterrupted, as_dataset
 from ._validation import check_device, check_images
-from .loss_networks import SQUASHES
-from .perceptual import PERCEPTUAL_NETS, PixelLoss, check_perceptual_net
 
 #: The values of ``precision`` and ``loss_precision`` (see ``_net.resolve_precision``).
 _PRECISIONS = StrOptions({"fp32", "bf16", "fp16", "auto"})
@@ -151,13 +151,13 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         loss in ``net.history`` is a 0-dim device tensor until its training
         or validation pass ends, so that training never waits for the GPU
         between batches (``AutoencoderNet.run_single_epoch`` in
-        ``skperceptual._net``).
+        ``skperceptual.training.net``).
 
     Attributes
     ----------
     net_ : AutoencoderNet
         The fitted skorch net; ``net_.module_`` is the
-        :class:`~skperceptual._model.ConvAutoencoder`.
+        :class:`~skperceptual.models.autoencoder.ConvAutoencoder`.
     n_features_in_ : int
         Number of values per input image, ``C * H * W``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -393,10 +393,14 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             except TrainingInterrupted:
                 raise KeyboardInterrupt("fit() was interrupted; the transformer keeps its earlier state "
                                         "(unfitted, or the previous fit)") from None
+            self.fit_time_ = time.perf_counter() - start
+            # Adam's moments serve neither transform nor fit_decoder (which
+            # starts a fresh Adam), and no later fit continues from them: a
+            # fresh optimizer makes a saved model about three times smaller.
+            net.initialize_optimizer()
             # Assigned only once training succeeded: a fit that raised (e.g.
             # diverged) must not leave an estimator that looks fitted.
             self.net_ = net
-            self.fit_time_ = time.perf_counter() - start
 
         keys = ("epoch", "train_loss", "valid_loss", "dur")
         self.history_ = [{k: row[k] for k in keys if k in row} for row in self.net_.history]

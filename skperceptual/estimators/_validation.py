@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_non_negative, validate_data
 
-from ._model import MIN_SIZE, SIZE_STEP, valid_size
+from ..models.autoencoder import MIN_SIZE, SIZE_STEP, valid_size
 
 
 def _valid_sizes_near(size, count=4):

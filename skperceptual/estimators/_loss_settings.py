@@ -8,9 +8,15 @@ on the meta device) before any work starts.
 
 from dataclasses import dataclass
 
-from ._feature_prediction import FeaturePredictionAutoencoder, FeaturePredictionLoss
-from ._model import ConvAutoencoder
-from .loss_networks import LossNetwork, MultiLayerPerceptualLoss, feature_shapes, resolve_layer_weights, resolve_layers
+from ..losses.feature_prediction import FeaturePredictionAutoencoder, FeaturePredictionLoss
+from ..losses.networks import (
+    LossNetwork,
+    MultiLayerPerceptualLoss,
+    feature_shapes,
+    resolve_layer_weights,
+    resolve_layers,
+)
+from ..models.autoencoder import ConvAutoencoder
 
 #: The values of ``loss``.
 LOSSES = ("perceptual", "pixel", "feature_prediction")
@@ -94,9 +100,9 @@ class LossSettings:
             :class:`~skperceptual.perceptual.PixelLoss`,
             :class:`~skperceptual.perceptual.PerceptualLoss` (one layer,
             sigmoid), :class:`~skperceptual.loss_networks.MultiLayerPerceptualLoss`
-            or :class:`~skperceptual._feature_prediction.FeaturePredictionLoss`.
+            or :class:`~skperceptual.losses.feature_prediction.FeaturePredictionLoss`.
         """
-        from .perceptual import PerceptualLoss, PixelLoss, load_perceptual_net
+        from ..losses.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net
 
         if self.loss == "pixel":
             return PixelLoss()

@@ -1,4 +1,4 @@
-"""The skorch net that trains a :class:`~skperceptual._model.ConvAutoencoder`."""
+"""The skorch net that trains a :class:`~skperceptual.models.autoencoder.ConvAutoencoder`."""
 
 import contextlib
 import warnings
@@ -9,8 +9,8 @@ from skorch import NeuralNet
 from skorch.dataset import get_len
 from skorch.utils import TeeGenerator
 
-from ._allocator import retain_freed_memory
-from ._data import ImageDataset, to_unit_float
+from .allocator import retain_freed_memory
+from .data import ImageDataset, to_unit_float
 
 
 def kl_divergence(mu, logvar):
@@ -107,8 +107,8 @@ class AutoencoderNet(NeuralNet):
     Examples
     --------
     >>> import torch
-    >>> from skperceptual._model import ConvAutoencoder
-    >>> from skperceptual._data import batch_loader
+    >>> from skperceptual.models.autoencoder import ConvAutoencoder
+    >>> from skperceptual.training.data import batch_loader
     >>> from skperceptual.perceptual import PixelLoss
     >>> net = AutoencoderNet(ConvAutoencoder, criterion=PixelLoss, max_epochs=1,
     ...                      module__z_dim=4, module__image_size=(64, 64),
@@ -217,7 +217,7 @@ class AutoencoderNet(NeuralNet):
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         # Each CPU step frees and re-allocates large activations; see
-        # skperceptual._allocator for why glibc should keep them. CUDA
+        # skperceptual.training.allocator for why glibc should keep them. CUDA
         # tensors come from PyTorch's own caching allocator.
         on_cpu = torch.device(self.device or "cpu").type == "cpu"
         try:
@@ -300,7 +300,8 @@ class AutoencoderNet(NeuralNet):
         return _slim({"loss": loss, "y_pred": y_pred})
 
     def _batches(self, dataset):
-        self._set_training(False)
+        self.module_.eval()
+        self.criterion_.eval()
         with torch.no_grad():
             for x, _ in self.get_iterator(dataset, training=False):
                 yield self._to_device_float(x)
@@ -316,7 +317,8 @@ class AutoencoderNet(NeuralNet):
 
     def decode(self, z, batch_size):
         """Decode embeddings ``z`` (float32 array) into images in [0, 1]."""
-        self._set_training(False)
+        self.module_.eval()
+        self.criterion_.eval()
         z = torch.as_tensor(z, dtype=torch.float32)
         out = []
         with torch.no_grad():

@@ -17,12 +17,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import batch_loader, to_unit_float
-from ._net import as_dataset
+from ..losses.networks import SQUASHES, LossNetwork, feature_shapes, resolve_layers
+from ..losses.perceptual import PERCEPTUAL_NETS, load_perceptual_net
+from ..training.data import batch_loader, to_unit_float
+from ..training.net import as_dataset
 from ._validation import check_device, check_images
-from .loss_networks import SQUASHES, LossNetwork, feature_shapes, resolve_layers
-from .perceptual import PERCEPTUAL_NETS, load_perceptual_net
-from .transformer import resolve_device
+from .perceptual_ae import resolve_device
 
 
 def _renamed(exc):

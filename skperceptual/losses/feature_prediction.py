@@ -28,9 +28,9 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 from torch.nn import functional as F
 
-from ._model import ConvAutoencoder
-from ._mse import mse_loss
-from .loss_networks import squash
+from ..models.autoencoder import ConvAutoencoder
+from .mse import mse_loss
+from .networks import squash
 
 #: Side of the largest seed map the feature head starts from; larger
 #: feature maps are reached by upsampling, so that the linear layer does not

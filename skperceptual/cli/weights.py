@@ -46,8 +46,8 @@ def add_weights_parser(subparsers):
 
 
 def _cmd_weights(args):
-    from .perceptual import PERCEPTUAL_NETS
-    from .weights import fetch_weights, register_weights, weights_source
+    from ..losses.perceptual import PERCEPTUAL_NETS
+    from ..losses.weights import fetch_weights, register_weights, weights_source
 
     if args.weights_command == "fetch":
         source = fetch_weights(args.net, args.data_home, progress=True, report=lambda line: print(line, flush=True))

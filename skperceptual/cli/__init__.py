@@ -1,0 +1,1 @@
+"""The command line: ``skperceptual <command> ...`` (top layer: runs the protocol, data and weights)."""

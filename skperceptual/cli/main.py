@@ -1,0 +1,218 @@
+"""Command line interface: ``skperceptual <command> ...``.
+
+Each command is a subparser added by a ``_add_<command>_parser`` function
+and run by a ``_cmd_<command>(args)`` function; add new commands the same
+way. Heavy imports (torch, gymnasium) stay inside the command functions so
+that ``skperceptual --help`` starts fast.
+
+A user's mistake (a bad ``--set``, an unknown profile, a missing data or
+weights file) is one line on stderr and exit status 2, like argparse's own
+errors; ``--debug`` shows its traceback. Any other exception is a bug and
+keeps its traceback.
+"""
+
+import argparse
+import errno
+import sys
+
+from .. import __version__
+
+#: What the library raises for bad input: configuration values, profiles,
+#: data and weights files. Anything else is a programming error.
+USER_ERRORS = (ValueError, OSError, KeyError)
+
+
+def _add_data_parser(subparsers):
+    data = subparsers.add_parser(
+        "data", help="generate or download datasets into the data folder"
+    )
+    datasets = data.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    lunar = datasets.add_parser(
+        "lunarlander", help="generate and cache the LunarLander collection"
+    )
+    lunar.add_argument("--rollouts", type=int, default=1400, help="number of rollouts (default: 1400)")
+    lunar.add_argument("--steps", type=int, default=150, help="frames per rollout (default: 150)")
+    lunar.add_argument("--data-home", default=None, help="data folder (default: $SKPERCEPTUAL_DATA or ~/skperceptual_data)")
+    lunar.add_argument("--n-jobs", type=int, default=None, help="processes (default: 1; -1: all cores)")
+    lunar.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    lunar.add_argument("--quiet", action="store_true", help="no progress bar")
+    data.set_defaults(func=_cmd_data)
+
+
+def _cmd_data(args):
+    if args.dataset == "lunarlander":
+        return _data_lunarlander(args)
+    raise ValueError(f"unknown dataset {args.dataset!r}")  # argparse prevents this
+
+
+def _data_lunarlander(args):
+    from ..datasets import load_lunarlander
+
+    data = load_lunarlander(
+        data_home=args.data_home,
+        n_rollouts=args.rollouts,
+        n_steps=args.steps,
+        random_state=args.random_state,
+        n_jobs=args.n_jobs,
+        verbose=0 if args.quiet else 1,
+    )
+    print(f"LunarLander collection: {data.filename}")
+    print(f"{'split':<12} {'frames':>8} {'rollouts':>9}")
+    for part in ("autoencoder", "predictor", "test"):
+        rollouts = len(set(data[part].rollout.tolist()))
+        print(f"{part:<12} {len(data[part].X):>8} {rollouts:>9}")
+    meta = data.metadata
+    print(
+        f"off screen: dropped {meta['n_off_screen']} of {meta['n_altered_frames']} "
+        f"altered frames ({100 * meta['off_screen_fraction']:.1f}%)"
+    )
+    return 0
+
+
+def _add_experiment_parser(subparsers):
+    exp = subparsers.add_parser(
+        "experiment",
+        help="run the paper's evaluation protocol on a dataset",
+        description="Fit the AE / VAE / P. AE / P. VAE autoencoders, tune heads on their embeddings and "
+        "write results.csv, tables.md (next to the paper's numbers), figure6.png and embeddings.png. "
+        "Re-running the same command resumes: finished units are skipped.",
+    )
+    exp.add_argument("--dataset", required=True,
+                     help="a dataset of skperceptual.protocol's registry (lunarlander, stl10, svhn)")
+    exp.add_argument("--profile", default="smoke",
+                     help="smoke, cpu, paper or the path of a TOML profile (default: smoke)")
+    exp.add_argument("--out", default=None,
+                     help="run directory (default: runs/<dataset>-<profile>-<run key>)")
+    exp.add_argument("--n-jobs", type=int, default=None, help="units run at once (default: 1, or all cluster workers)")
+    exp.add_argument("--backend", default=None,
+                     help="joblib backend: loky (default), threading, dask or ray")
+    exp.add_argument("--scheduler", default=None,
+                     help="dask.distributed scheduler address for --backend dask (default: a LocalCluster)")
+    exp.add_argument("--resources", default=None,
+                     help="dask worker resources each unit needs, e.g. GPU=1 for one unit per GPU worker")
+    exp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a profile value, e.g. --set ae.max_epochs=2 --set 'ae.z_dims=[32]'; "
+                     "the ae section takes any PerceptualAETransformer parameter")
+    exp.add_argument("--quiet", action="store_true", help="no progress output")
+    exp.set_defaults(func=_cmd_experiment)
+
+
+def _backend(args):
+    """Set up the named joblib backend; return (backend, backend_kwargs, cleanup)."""
+    if args.backend == "dask":
+        from distributed import Client, LocalCluster
+
+        client = Client(args.scheduler) if args.scheduler else Client(LocalCluster())
+        kwargs = {}
+        if args.resources:
+            name, _, amount = args.resources.partition("=")
+            kwargs["resources"] = {name: float(amount or 1)}
+        return "dask", kwargs, client.close
+    if args.backend == "ray":
+        from ray.util.joblib import register_ray
+
+        register_ray()
+    return args.backend, {}, lambda: None
+
+
+def _cmd_experiment(args):
+    from ..protocol import load_profile, run_protocol
+    from ..protocol._config import parse_overrides
+
+    # The whole configuration is checked before a cluster starts or data loads.
+    try:
+        config = load_profile(args.profile, dataset=args.dataset, **parse_overrides(args.overrides))
+    except TypeError as exc:  # e.g. a value given for a whole section: the user's mistake here
+        raise ValueError(str(exc)) from exc
+    if args.n_jobs is not None and args.n_jobs == 0:
+        raise ValueError("--n-jobs 0 runs nothing: pass a positive number, -1 for all cores, or leave it out.")
+    backend, backend_kwargs, cleanup = _backend(args)
+    try:
+        results = run_protocol(None, config, args.out, n_jobs=args.n_jobs, backend=backend,
+                               backend_kwargs=backend_kwargs, verbose=0 if args.quiet else 1)
+    finally:
+        cleanup()
+    print(f"{len(results)} result rows; see tables.md in the run directory")
+    return 0
+
+
+def _add_report_parser(subparsers):
+    rep = subparsers.add_parser("report", help="re-render tables.md and the figures of a run directory")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args):
+    from ..protocol import render_report
+
+    for path in render_report(args.run_dir):
+        print(path)
+    return 0
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="skperceptual",
+        description="Perceptual-loss autoencoders (Pihlgren et al., IJCNN 2020).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_data_parser(subparsers)
+    _add_experiment_parser(subparsers)
+    _add_report_parser(subparsers)
+    from .weights import add_weights_parser
+
+    add_weights_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``skperceptual`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    status : int
+        Exit status: 0 on success, 2 for a user error (bad options,
+        configuration, data or weights), reported as one line on stderr,
+        and 130 after Ctrl-C, which keeps every finished unit and saves
+        none that was cut short.
+
+    Examples
+    --------
+    >>> from skperceptual.__main__ import main
+    >>> main(["data", "lunarlander", "--rollouts", "4", "--steps", "5",
+    ...       "--quiet"])  # doctest: +SKIP
+    """
+    args = _build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        # 128 + SIGINT, as shells report a command stopped by Ctrl-C.
+        print("skperceptual: interrupted; finished units are kept, and the same command resumes the rest",
+              file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        message = _one_line(exc)
+        if getattr(exc, "errno", None) == errno.ENOSPC:
+            where = getattr(args, "out", None)
+            message = (f"no space left on the device{f' of --out {where}' if where else ''} ({message}). Free "
+                       "some space and rerun the same command: finished units are kept.")
+        print(f"skperceptual: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc):
+    """``exc``'s message on one line (KeyError's without the quotes its str() adds)."""
+    message = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else exc
+    return " ".join(str(message).split()) or type(exc).__name__
