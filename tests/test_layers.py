@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "skperceptual"
 #: Bottom to top. A module may import its own layer and the ones below.
 LAYERS = {
     "_atomic": 0,
+    "kernels": 0,
     "datasets": 1,
     "models": 1,
     "losses": 2,

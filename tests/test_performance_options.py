@@ -102,10 +102,9 @@ def test_adam_is_fused_unless_the_user_chose(images):
 def test_auto_precision_picks_bf16_only_with_native_support(images, monkeypatch):
     from skperceptual.training import net as _net
 
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(_net, "cpu_has_native_bf16", lambda: True)
     assert _net.resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(_net, "cpu_has_native_bf16", lambda: False)
     assert _net.resolve_precision("auto", "cpu") == "fp32"
     assert _net.resolve_precision("bf16", "cpu") == "bf16"
     # Without native bf16 the fit is exactly the fp32 fit.
@@ -206,9 +205,28 @@ def test_mixed_precisions_score_in_the_loss_precision(images):
 
 
 def test_auto_loss_precision_follows_the_cpus_bf16_support(images, monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    from skperceptual.training import net as _net
+
+    monkeypatch.setattr(_net, "cpu_has_native_bf16", lambda: True)
     ae = _ae(loss="pixel", loss_precision="auto").fit(images)
     assert (ae.net_.precision_, ae.net_.loss_precision_) == ("fp32", "bf16")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    from skperceptual.training import net as _net
+
+    real_open = builtins.open
+    for flags, native in (("fpu sse2 avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True),
+                          ("fpu sse2 avx2 avx512f", False)):
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k))
+        _net.cpu_has_native_bf16.cache_clear()
+        assert _net.cpu_has_native_bf16() is native, flags
+    monkeypatch.setattr(builtins, "open", real_open)
+    _net.cpu_has_native_bf16.cache_clear()
 
 
 def test_perceptual_loss_supports_double_backward_and_torch_func():

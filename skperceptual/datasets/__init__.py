@@ -5,7 +5,7 @@ Every loader returns a :class:`~sklearn.utils.Bunch` with ``autoencoder``,
 ``X`` (uint8, channels first) and ``y``.
 """
 
-from ._base import get_data_home
+from ._common import get_data_home
 from ._lunarlander import load_lunarlander, make_lunarlander
 from ._stl10 import load_stl10
 from ._svhn import load_svhn

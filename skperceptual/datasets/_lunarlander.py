@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
 from .._atomic import atomic_path, sweep_stale_temps
-from ._base import get_data_home
+from ._common import get_data_home
 
 __all__ = ["make_lunarlander", "load_lunarlander"]
 

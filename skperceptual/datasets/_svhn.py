@@ -3,7 +3,7 @@
 from sklearn.utils import Bunch
 
 from .._atomic import atomic_path
-from ._base import _check_n_autoencoder, _damaged_file_error, _missing_files_error, get_data_home
+from ._common import _check_n_autoencoder, _damaged_file_error, _missing_files_error, get_data_home
 
 __all__ = ["load_svhn"]
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..kernels import with_frozen_convolutions
 from ..models.frozen import FrozenModule
 from .mse import mse_loss
 
@@ -541,7 +542,9 @@ class LossNetwork(nn.Module):
         if max(cuts) > len(stack):
             raise ValueError(f"The stack has {len(stack)} modules, fewer than the deepest cut {max(cuts)}.")
         # Modules past the deepest cut would only cost time.
-        self.frozen = FrozenModule(stack[: max(cuts)])
+        # Stock convolutions as FrozenConv2d (sharing their parameters): the
+        # network never trains, so its backward needs no copies of its inputs.
+        self.frozen = FrozenModule(with_frozen_convolutions(stack[: max(cuts)]))
         self.cuts = tuple(cuts)
         self.squash = squash
         self.normalize = normalize

@@ -12,6 +12,7 @@ import os
 import torch
 from torch import nn
 
+from ..kernels import with_frozen_convolutions
 from .mse import mse_loss
 from .networks import (
     _IMAGENET_MEAN,
@@ -116,7 +117,9 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, net, normalize=False):
         super().__init__()
-        self.net = net
+        # Stock convolutions as FrozenConv2d (sharing their parameters): the
+        # network never trains, so its backward needs no copies of its inputs.
+        self.net = with_frozen_convolutions(net)
         self.normalize = normalize
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from ..kernels import SeedConvTranspose2d
+
 #: Spatial sizes the architecture reconstructs exactly: 64 + 16 n.
 MIN_SIZE, SIZE_STEP = 64, 16
 
@@ -75,8 +77,10 @@ class ConvAutoencoder(nn.Module):
         )
         layers, channels = [], [1024, 128, 64, 32]
         for (c_in, c_out), kernel in zip(zip(channels[:-1], channels[1:]), (5, 5, 6)):
+            # The first grows the tiny seed map: one matrix product on the CPU.
+            deconv = SeedConvTranspose2d if c_in == 1024 else nn.ConvTranspose2d
             layers += [
-                nn.ConvTranspose2d(c_in, c_out, kernel, stride=2),
+                deconv(c_in, c_out, kernel, stride=2),
                 nn.BatchNorm2d(c_out),
                 # In place: neither BatchNorm's nor Linear's backward needs
                 # its output, so this saves one activation-sized tensor per

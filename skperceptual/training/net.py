@@ -1,6 +1,7 @@
 """The skorch net that trains a :class:`~skperceptual.models.autoencoder.ConvAutoencoder`."""
 
 import contextlib
+import functools
 import warnings
 
 import numpy as np
@@ -27,12 +28,10 @@ def resolve_precision(precision, device):
 
     ``"auto"`` is ``"bf16"`` on a CPU that computes in bf16 natively
     (AVX512-BF16 or AMX, on which oneDNN runs bf16 convolutions and matrix
-    products) and ``"fp32"`` elsewhere. On other CPUs emulated bf16 is slower
-    than fp32. On CUDA GPUs cuDNN already runs fp32 convolutions on tensor
-    cores (TF32, on Ampere and newer): on an H100, bf16 trained the
-    perceptual autoencoder at 0.5-0.9x fp32's speed at 64x64 and 1.0x at
-    96x96; only the pixel loss at 96x96 gained (1.2-1.35x;
-    docs/benchmarks.md).
+    products) and ``"fp32"`` elsewhere: other CPUs emulate bf16, which is
+    slower than fp32. On CUDA GPUs it is ``"fp32"``: cuDNN already runs fp32
+    convolutions on the tensor cores (TF32), and bf16 did not train faster
+    on the GPU measured (see the benchmarks page).
 
     Parameters
     ----------
@@ -59,10 +58,25 @@ def resolve_precision(precision, device):
         return precision
     if torch.device(device).type != "cpu":
         return "fp32"
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    native = any(getattr(cpu, name, lambda: False)() for name in checks)
-    return "bf16" if native else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+@functools.cache
+def cpu_has_native_bf16():
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), from Linux's ``/proc/cpuinfo``.
+
+    PyTorch has no public query for it; elsewhere than Linux the answer is
+    False, and ``precision="auto"`` then means fp32.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 #: Optimisers with a ``fused`` implementation on both CPU and CUDA.

@@ -1,0 +1,8 @@
+"""The one switch of :mod:`skperceptual.kernels`."""
+
+import os
+
+
+def enabled(x):
+    """Whether the custom paths run for input ``x``: on the CPU, unless ``SKPERCEPTUAL_CUSTOM_KERNELS=0``."""
+    return x.device.type == "cpu" and os.environ.get("SKPERCEPTUAL_CUSTOM_KERNELS", "1") != "0"
