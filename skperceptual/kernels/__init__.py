@@ -9,15 +9,12 @@ with public PyTorch API only:
   its input, the seed map, is tiny (1x1 at 64x64 images) with 1024
   channels, and one matrix product (plus col2im where the map is larger)
   replaces oneDNN's transposed convolution;
-- :class:`SplitBiasConv2d` and :class:`SplitBiasConvTranspose2d`, the
-  autoencoder's other (transposed) convolutions: their backward sums the
-  bias gradient on its own, outside oneDNN's slow combined kernel;
 - :class:`FrozenConv2d`, a loss network's convolution, whose weight never
   trains: it keeps no copy of its input for the backward pass, and a
   strided one of a few-channel image (AlexNet's first) computes its input
   gradient through space-to-depth.
 
-All are ordinary modules (hooks and ``state_dict`` work as for the stock
+Both are ordinary modules (hooks and ``state_dict`` work as for the stock
 ones) and fall back to the stock computation on other
 devices, in configurations they do not cover, and when the switch is off.
 The benchmarks page measures what they buy.
@@ -28,9 +25,7 @@ to run every layer as the stock PyTorch module; it is read at each call.
 
 from .frozen import FrozenConv2d, with_frozen_convolutions
 from .seed import SeedConvTranspose2d
-from .split_bias import SplitBiasConv2d, SplitBiasConvTranspose2d
 from .switch import enabled
 
-__all__ = ["FrozenConv2d", "SeedConvTranspose2d", "SplitBiasConv2d", "SplitBiasConvTranspose2d", "enabled",
-           "with_frozen_convolutions"]
+__all__ = ["FrozenConv2d", "SeedConvTranspose2d", "enabled", "with_frozen_convolutions"]
 
