@@ -114,34 +114,27 @@ class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"
         Arithmetic of the forward passes. ``"bf16"`` and ``"fp16"`` use
         mixed precision (:func:`torch.autocast`; weights and optimiser state
-        stay float32). bf16 is faster on CPUs with native bf16; on a GPU,
-        whose fp32 convolutions already use tensor cores (TF32), it helped
-        only the pixel loss on 96x96 images. ``"fp16"`` is meant for CUDA,
-        where it also scales the loss to keep small gradients representable. ``"auto"`` chooses
-        ``"bf16"`` on CPUs that run it natively (AVX512-BF16 or AMX) and
-        ``"fp32"`` elsewhere, CUDA GPUs included, where the perceptual
-        autoencoders trained no faster in bf16 than in fp32 (TF32); the
-        choice is ``net_.precision_``. Embeddings are always returned as
-        float32.
+        stay float32). bf16 is faster on CPUs with native bf16 and changes
+        results by more than float rounding. ``"fp16"`` is meant for CUDA,
+        where it also scales the loss to keep small gradients
+        representable. ``"auto"`` chooses ``"bf16"`` on CPUs that run it
+        natively (AVX512-BF16 or AMX) and ``"fp32"`` elsewhere, CUDA GPUs
+        included, whose fp32 convolutions already use the tensor cores
+        (TF32); the choice is ``net_.precision_``. Embeddings are always
+        returned as float32. The benchmarks page says what each buys.
     loss_precision : {"fp32", "bf16", "fp16", "auto"} or None, default=None
         Arithmetic of the loss network alone (the perceptual and
         feature-prediction losses); None follows ``precision``. With
         ``precision="fp32"``, ``loss_precision="bf16"`` keeps the
         autoencoder, its gradients and its embeddings in float32 and runs
-        only the frozen network in bf16. On a CPU with native bf16 this
-        cut a perceptual fit's extra time over a pixel fit from a median of
-        +28% to +15% (five runs), moved the loss by 0.15%, and kept the
-        LunarLander head errors inside fp32's confidence intervals
-        (docs/benchmarks.md).
-        Elsewhere CPUs emulate bf16 (slower), and GPUs already run float32
-        convolutions on tensor cores (TF32).
-        ``"auto"`` picks bf16 on CPUs that run it natively. The choice is
-        ``net_.loss_precision_``.
+        only the frozen network in bf16, which shortens a perceptual fit on
+        CPUs with native bf16. ``"auto"`` picks bf16 on CPUs that run it
+        natively. The choice is ``net_.loss_precision_``.
     channels_last : bool, default=True
         Keep the autoencoder, the perceptual network and every batch in the
-        channels-last (NHWC) memory format. Faster on CPUs (oneDNN) and on
-        tensor-core GPUs; the results are the same up to float rounding.
-        See docs/benchmarks.md for the measurements behind the default.
+        channels-last (NHWC) memory format, which oneDNN (CPU) and
+        tensor-core GPUs run faster; the results are the same up to float
+        rounding.
     callbacks : list of skorch.callbacks.Callback or (name, Callback) or None, default=None
         Extra skorch callbacks for the training loop, run after the
         built-in ones (divergence checks, early stopping, progress bar),

@@ -14,12 +14,10 @@ pixel loss (run inside :func:`pixel_output`) can give it an
 ``inverse_transform``.
 
 The targets ``p(x)`` are recomputed for every batch rather than cached:
-measured with ``benchmarks/bench_feature_targets.py`` (2 shared CPU
-threads, batch 64, AlexNet cut 5) they take 8 to 11% of a training step,
-which a float16 cache did not save beyond the machine's noise, while such a
-cache would hold 1.5 times the uint8 images' memory at that layer (2.3
-times at ``"relu1"``, 21 times at VGG16's ``"relu2_2"``). Recomputing keeps
-memory at the uint8 images and one batch of features.
+they are a small part of a training step
+(``benchmarks/bench_feature_targets.py`` measures it), while a cache would
+hold several times the uint8 images' memory at most layers. Recomputing
+keeps memory at the uint8 images and one batch of features.
 """
 
 import contextlib

@@ -4,15 +4,14 @@ glibc's ``malloc`` serves every request above its mmap threshold (at most
 32 MB) with a fresh ``mmap`` and gives it back with ``munmap`` when it is
 freed. A training step at batch 512 frees and re-allocates more than ten
 activations and gradients of 25-60 MB, so every step maps, page-faults and
-zeroes them anew: about 200,000 page faults per perceptual step on 64x64
-images, and a fit 1.25x slower (measured in ``benchmarks/``). PyTorch has no
+zeroes them anew (the benchmarks page measures what that costs). PyTorch has no
 caching allocator for CPU memory. While :func:`retain_freed_memory` is
 active, glibc keeps large blocks on its heap instead (no ``mmap``, no
 trimming), so they are reused from one step to the next; on exit mmap is
 allowed again and the free memory is returned to the system with
 ``malloc_trim``. Like ``threadpoolctl``, the setting is process-wide but
-scoped: it lasts while at least one fit runs. The price is a higher peak:
-blocks on the heap fragment, 0.17-0.26 GB more at batch 512.
+scoped: it lasts while at least one fit runs. The price is a higher peak,
+as blocks on the heap fragment.
 
 Elsewhere than glibc (macOS, Windows, musl) it does nothing, nor where the
 user already tuned malloc (``MALLOC_*_`` variables, ``glibc.malloc``

@@ -51,9 +51,9 @@ class ImageDataset(torch.utils.data.Dataset):
 class PrefetchingLoader:
     """Iterate over ``loader`` with the next batches prepared in a background thread.
 
-    On a GPU the host sets the pace for networks this small: on an H100's
-    host, gathering a 512-image batch and copying it into pinned memory took
-    about 1.6 ms of a 7.5 ms training step. Both release the GIL, so a thread
+    On a GPU the host sets the pace for networks this small, and gathering
+    a batch and copying it into pinned memory is a good part of a training
+    step's time. Both release the GIL, so a thread
     can prepare the next ``depth`` batches while the main thread launches the
     current one's kernels. The batches and their order are the loader's
     own: one thread calls ``next`` on it, and the sampler's random draw at
