@@ -93,7 +93,7 @@ def figure(rows, mean, path):
                 continue
             stats = part.groupby("z_dim")["test_metric"].agg(["mean", "min", "max"]).sort_index()
             ax.plot(stats.index, stats["mean"], "-o", color=COLOURS[v], markersize=4,
-                    label=f"{v} (mean over {part['seed'].nunique()} seeds)")
+                    label=f"{v} (mean over {part['seed'].nunique()} seed{'s' if part['seed'].nunique() > 1 else ''})")
             ax.fill_between(stats.index, stats["min"], stats["max"], color=COLOURS[v], alpha=0.15, linewidth=0)
         if len(mean):
             value = float(mean["test_metric"].mean())
