@@ -16,6 +16,7 @@ from ..losses.networks import (
     resolve_layer_weights,
     resolve_layers,
 )
+from ..losses.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net
 from ..models.autoencoder import ConvAutoencoder
 
 #: The values of ``loss``.
@@ -102,8 +103,6 @@ class LossSettings:
             sigmoid), :class:`~skperceptual.loss_networks.MultiLayerPerceptualLoss`
             or :class:`~skperceptual.losses.feature_prediction.FeaturePredictionLoss`.
         """
-        from ..losses.perceptual import PerceptualLoss, PixelLoss, load_perceptual_net
-
         if self.loss == "pixel":
             return PixelLoss()
         stack = load_perceptual_net(self.net, max(self.cuts), self.weights)

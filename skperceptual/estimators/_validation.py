@@ -29,6 +29,13 @@ def _to_numpy(X):
     return X
 
 
+def resolve_device(device):
+    """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
 def check_device(device, requested=None):
     """Return ``device`` as a string after checking that torch can use it here.
 

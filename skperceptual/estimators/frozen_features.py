@@ -21,8 +21,7 @@ from ..losses.networks import SQUASHES, LossNetwork, feature_shapes, resolve_lay
 from ..losses.perceptual import PERCEPTUAL_NETS, load_perceptual_net
 from ..training.data import batch_loader, to_unit_float
 from ..training.net import as_dataset
-from ._validation import check_device, check_images
-from .perceptual_ae import resolve_device
+from ._validation import check_device, check_images, resolve_device
 
 
 def _renamed(exc):

@@ -21,17 +21,10 @@ from ..training.callbacks import DivergenceGuard
 from ..training.data import ValidationSplit, batch_loader
 from ..training.net import AutoencoderNet, TrainingInterrupted, as_dataset
 from ._loss_settings import LOSSES, LossSettings
-from ._validation import check_device, check_images
+from ._validation import check_device, check_images, resolve_device
 
 #: The values of ``precision`` and ``loss_precision`` (see ``_net.resolve_precision``).
 _PRECISIONS = StrOptions({"fp32", "bf16", "fp16", "auto"})
-
-
-def resolve_device(device):
-    """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
 
 
 class PerceptualAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

@@ -15,8 +15,8 @@ with public PyTorch API only:
   gradient through space-to-depth.
 
 Both are ordinary modules (hooks and ``state_dict`` work as for the stock
-ones) and fall back to the stock computation on other
-devices, in configurations they do not cover, and when the switch is off.
+ones) and fall back to the stock computation on other devices, in
+configurations they do not cover, and when the switch is off.
 The benchmarks page measures what they buy.
 
 The switch: set the environment variable ``SKPERCEPTUAL_CUSTOM_KERNELS=0``

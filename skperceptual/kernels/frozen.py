@@ -41,9 +41,18 @@ class FrozenConv2d(nn.Conv2d):
 def with_frozen_convolutions(stack):
     """``stack`` with its ``nn.Conv2d`` children as :class:`FrozenConv2d` sharing their parameters.
 
-    Returns ``stack`` itself unless it is a plain ``nn.Sequential`` (a
-    subclass may define its own ``forward``); the caller's modules are not
-    changed.
+    Parameters
+    ----------
+    stack : torch.nn.Module
+        A loss network's feature stack.
+
+    Returns
+    -------
+    stack : torch.nn.Module
+        A new ``nn.Sequential`` holding the same modules but for the
+        convolutions, or ``stack`` itself unless it is a plain
+        ``nn.Sequential`` (a subclass may define its own ``forward``). The
+        caller's modules are not changed.
     """
     if type(stack) is not nn.Sequential:
         return stack

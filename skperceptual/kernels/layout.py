@@ -13,6 +13,17 @@ def space_to_depth(x, s):
 
     Keeps channels-last inputs channels-last; differentiable.
 
+    Parameters
+    ----------
+    x : torch.Tensor of shape (N, C, H, W)
+        ``H`` and ``W`` multiples of ``s``.
+    s : int
+        Block side.
+
+    Returns
+    -------
+    blocks : torch.Tensor of shape (N, s*s*C, H/s, W/s)
+
     Examples
     --------
     >>> import torch
@@ -31,6 +42,16 @@ def space_to_depth(x, s):
 
 def depth_to_space(x, s):
     """The inverse of :func:`space_to_depth`: ``(N, s*s*C, h, w)`` to ``(N, C, h*s, w*s)``.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (N, s*s*C, h, w)
+    s : int
+        Block side.
+
+    Returns
+    -------
+    image : torch.Tensor of shape (N, C, h*s, w*s)
 
     Examples
     --------

@@ -1,5 +1,6 @@
 """The decoder's first transposed convolution as one matrix product."""
 
+import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -54,5 +55,9 @@ class SeedConvTranspose2d(nn.ConvTranspose2d):
             s_h, s_w = self.stride
             size = ((height - 1) * s_h + k_h, (width - 1) * s_w + k_w)
             out = F.fold(cols.transpose(1, 2), size, (k_h, k_w), stride=(s_h, s_w))
+            if self.weight.permute(0, 2, 3, 1).is_contiguous():
+                # col2im writes NCHW; the stock module answers a channels-last
+                # weight with a channels-last output.
+                out = out.contiguous(memory_format=torch.channels_last)
         # Under autocast the product ran in bf16: so does the stock module's output.
         return out if self.bias is None else out + self.bias.to(out.dtype).view(1, -1, 1, 1)
