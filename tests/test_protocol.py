@@ -398,3 +398,10 @@ def test_paper_profile_scaled_down_end_to_end(tmp_path, alexnet_weights):
     assert len(df) == (4 + 2) * 2 + 1 + 4
     assert (df["ae_validation_fraction"].dropna() == 0.2).all() and (df["ae_patience"].dropna() == 10).all()
     assert "Table II" in (tmp_path / "tables.md").read_text()
+
+
+def test_dask_backend_without_a_client_fails_before_any_work(tmp_path):
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match="backend='dask' runs on the current distributed.Client"):
+        run_protocol(make_bunch(), tiny_config(), tmp_path / "run", backend="dask", verbose=0)
+    assert not (tmp_path / "run").exists()

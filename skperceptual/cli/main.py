@@ -85,11 +85,14 @@ def _add_experiment_parser(subparsers):
                      help="run directory (default: runs/<dataset>-<profile>-<run key>)")
     exp.add_argument("--n-jobs", type=int, default=None, help="units run at once (default: 1, or all cluster workers)")
     exp.add_argument("--backend", default=None,
-                     help="joblib backend: loky (default), threading, dask or ray")
+                     help="where units run: loky (local processes, the default), dask, ray, or another joblib "
+                     "backend")
     exp.add_argument("--scheduler", default=None,
-                     help="dask.distributed scheduler address for --backend dask (default: a LocalCluster)")
-    exp.add_argument("--resources", default=None,
-                     help="dask worker resources each unit needs, e.g. GPU=1 for one unit per GPU worker")
+                     help="cluster address: a dask.distributed scheduler for --backend dask (default: a "
+                     "LocalCluster), a Ray cluster for --backend ray (default: a local Ray)")
+    exp.add_argument("--ae-resources", default=None, metavar="NAME=AMOUNT[,NAME=AMOUNT]",
+                     help="what each autoencoder fit asks the cluster for, e.g. GPU=1; head searches ask for "
+                     "one CPU")
     exp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a profile value, e.g. --set ae.max_epochs=2 --set 'ae.z_dims=[32]'; "
                      "the ae section takes any PerceptualAETransformer parameter")
@@ -97,22 +100,36 @@ def _add_experiment_parser(subparsers):
     exp.set_defaults(func=_cmd_experiment)
 
 
+def parse_resources(text):
+    """``"GPU=1,memory=8e9"`` as ``{"GPU": 1.0, "memory": 8e9}``; None for None."""
+    if text is None:
+        return None
+    resources = {}
+    for item in text.split(","):
+        name, sep, amount = item.partition("=")
+        try:
+            resources[name.strip()] = float(amount) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"--ae-resources {text!r}: {amount!r} is not a number; write NAME=AMOUNT pairs "
+                             "separated by commas, e.g. GPU=1.") from None
+        if not name.strip():
+            raise ValueError(f"--ae-resources {text!r} names no resource; write e.g. GPU=1.")
+    return resources
+
+
 def _backend(args):
-    """Set up the named joblib backend; return (backend, backend_kwargs, cleanup)."""
+    """Connect to the cluster of ``--backend``; return the function that disconnects."""
     if args.backend == "dask":
         from distributed import Client, LocalCluster
 
         client = Client(args.scheduler) if args.scheduler else Client(LocalCluster())
-        kwargs = {}
-        if args.resources:
-            name, _, amount = args.resources.partition("=")
-            kwargs["resources"] = {name: float(amount or 1)}
-        return "dask", kwargs, client.close
+        return client.close
     if args.backend == "ray":
-        from ray.util.joblib import register_ray
+        import ray
 
-        register_ray()
-    return args.backend, {}, lambda: None
+        ray.init(address=args.scheduler)
+        return ray.shutdown
+    return lambda: None
 
 
 def _cmd_experiment(args):
@@ -126,10 +143,11 @@ def _cmd_experiment(args):
         raise ValueError(str(exc)) from exc
     if args.n_jobs is not None and args.n_jobs == 0:
         raise ValueError("--n-jobs 0 runs nothing: pass a positive number, -1 for all cores, or leave it out.")
-    backend, backend_kwargs, cleanup = _backend(args)
+    ae_resources = parse_resources(args.ae_resources)
+    cleanup = _backend(args)
     try:
-        results = run_protocol(None, config, args.out, n_jobs=args.n_jobs, backend=backend,
-                               backend_kwargs=backend_kwargs, verbose=0 if args.quiet else 1)
+        results = run_protocol(None, config, args.out, n_jobs=args.n_jobs, backend=args.backend,
+                               ae_resources=ae_resources, verbose=0 if args.quiet else 1)
     finally:
         cleanup()
     print(f"{len(results)} result rows; see tables.md in the run directory")

@@ -23,7 +23,8 @@ from ._heads import head_split
 from ._metrics import mean_position_baseline, metric_ci
 from ._registry import DATASETS, HEADS, TASK_METRICS
 from ._report import select_figure_frames
-from ._stages import curve_rows, fit_autoencoders, fit_baselines, learning_curves, retrain_decoders, search_heads
+from ._scheduler import check_backend
+from ._stages import curve_rows, fit_and_search, learning_curves, retrain_decoders
 from ._units import RunLock, progress_bar, warning_summary, write_json
 
 
@@ -161,7 +162,7 @@ def _check_weights(config):
 
 
 def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=None,
-                 backend_kwargs=None, verbose=1, on_unit_done=None, report=True):
+                 backend_kwargs=None, ae_resources=None, verbose=1, on_unit_done=None, report=True):
     """Run the paper's evaluation on one dataset and write its outputs.
 
     Fits the four autoencoder variants for every embedding size once, embeds
@@ -185,15 +186,25 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     out_dir : str or path-like, default=None
         Run directory; None uses ``runs/<dataset>-<profile>-<run key>``.
     n_jobs : int, default=None
-        Units run at once. None: one at a time in this process, or every
-        worker of the cluster when ``backend`` is given.
+        Units run at once in local worker processes. None: one at a time in
+        this process, or as many as the cluster runs when ``backend`` is
+        given. With worker processes or a cluster, a head search starts as
+        soon as its autoencoder is saved; when the AEs train on the GPU
+        (``ae.device``), the local workers train one AE at a time and search
+        heads in the others.
     backend : str, default=None
-        joblib backend: None (loky processes when n_jobs > 1), ``"dask"``
-        (needs a ``distributed.Client``), ``"ray"`` (after
-        ``ray.util.joblib.register_ray()``), or any registered backend.
+        None or ``"loky"`` (local worker processes when ``n_jobs > 1``),
+        ``"dask"`` (the cluster of the current ``distributed.Client``),
+        ``"ray"`` (the current Ray session, started if there is none), or
+        any other registered joblib backend, which runs each stage's units
+        after the stage before.
     backend_kwargs : dict, default=None
-        Extra ``joblib.parallel_config`` arguments, e.g.
-        ``{"resources": {"GPU": 1}}`` for one unit per GPU worker on dask.
+        Extra ``joblib.parallel_config`` arguments, for another joblib
+        backend.
+    ae_resources : dict, default=None
+        What each autoencoder fit and decoder retraining asks the cluster
+        for, e.g. ``{"GPU": 1}``: Dask worker resources, or Ray's
+        ``num_gpus``. Head searches and baselines ask for one CPU.
     verbose : int, default=1
         Print progress to stderr.
     on_unit_done : callable, default=None
@@ -211,6 +222,7 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     config = load_profile(config) if not isinstance(config, dict) or "ae" not in config else config
     validate_config(config)
     _check_run_options(n_jobs, config, bunch)
+    check_backend(backend)
     if backend is None:
         # Local units load the weights this machine resolves; a cluster's
         # workers may hold weights that this machine lacks.
@@ -223,7 +235,9 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     _check_out_dir(out)
     with RunLock(out):
         return _run_locked(bunch, config, out, log, report,
-                           dict(n_jobs=n_jobs, backend=backend, backend_kwargs=backend_kwargs))
+                           dict(n_jobs=n_jobs, backend=backend, backend_kwargs=backend_kwargs,
+                                resources=_stage_resources(ae_resources),
+                                limits=_local_limits(config, n_jobs, backend)))
 
 
 def _run_locked(bunch, config, out, log, report, options):
@@ -235,9 +249,7 @@ def _run_locked(bunch, config, out, log, report, options):
     write_json(out / "config.json", {**config, "run_key": run_key(config), "data_fingerprint": data.fingerprint,
                                      "task": data.task, "dataset": data.dataset})
     run = _run_context(config, data, out, log, options)
-    ae_units = fit_autoencoders(run)
-    baseline_units = fit_baselines(run)
-    head_units = search_heads(run, ae_units + baseline_units)
+    ae_units, baseline_units, head_units = fit_and_search(run)
     # Learning curves and decoder retraining are the autoencoders' alone.
     ae_heads = [u for u in head_units if u.info["variant"] in VARIANTS]
     curve_units = learning_curves(run, ae_units, ae_heads)
@@ -255,6 +267,22 @@ def _run_locked(bunch, config, out, log, report, options):
         paths = render_report(out)
         log(f"wrote {paths[0]}, " + ", ".join(p.name for p in paths[1:]))
     return results
+
+
+def _stage_resources(ae_resources):
+    """The cluster resources of each stage: the AEs' for the stages that train an AE, the default for the rest."""
+    return {"ae": dict(ae_resources), "decoder": dict(ae_resources)} if ae_resources else None
+
+
+def _local_limits(config, n_jobs, backend):
+    """Local workers train one AE at a time when the AEs train on the GPU: the others search heads."""
+    from ..estimators._validation import resolve_device
+
+    if backend not in (None, "loky") or n_jobs in (None, 1):
+        return None
+    if not resolve_device(config["ae"].get("device", "auto")).startswith("cuda"):
+        return None
+    return {"ae": 1, "decoder": 1}
 
 
 def _check_out_dir(out):

@@ -1,10 +1,13 @@
 """The protocol's four stages, each a list of units for :func:`~._units.run_units`.
 
-1. :func:`fit_autoencoders`: one unit per (variant, z) fits an AE and embeds
-   the predictor and test sets with it; :func:`fit_baselines` does the same
-   for the training-free reference embeddings (``baselines`` section).
-2. :func:`search_heads`: one unit per (embedding, head) tunes the head on the
-   embeddings and scores it on the test set.
+1. :func:`autoencoder_units`: one unit per (variant, z) fits an AE and
+   embeds the predictor and test sets with it; :func:`baseline_units` does
+   the same for the training-free reference embeddings (``baselines``
+   section).
+2. :func:`head_units`: one unit per (embedding, head) tunes the head on the
+   embeddings and scores it on the test set. It starts after its embedding's
+   unit: with worker processes or a cluster, while other AEs still train
+   (:func:`fit_and_search`).
 3. :func:`learning_curves`: one unit per AE embedded during training
    (``learning_curve`` section) scores Ridge and its chosen MLP on each
    checkpoint's embeddings.
@@ -93,8 +96,8 @@ def curve_schedule(config, n_images, variant, z):
     return [int(round(total / 2 ** k)) for k in reversed(range(lc["n_points"]))]
 
 
-def fit_autoencoders(run):
-    """Stage 1: fit every (variant, z) autoencoder not fitted yet; return their units."""
+def autoencoder_units(run):
+    """Stage 1: a unit per (variant, z) autoencoder."""
     config, data, frame_index = run.config, run.data, run.figure_frames
     # Held-out images are not trained on, so they do not count as seen.
     n_train = int(len(data.autoencoder.X) * (1 - (config["ae"].get("validation_fraction", 0.2) or 0)))
@@ -110,7 +113,7 @@ def fit_autoencoders(run):
                 inputs=lambda p=params, c=curve_at: (p, data.autoencoder.X, data.predictor.X, data.test.X,
                                                      frame_index, c),
                 save=_save_ae, info=dict(variant=variant, z=z, params=params, data=data, frame_index=frame_index)))
-    return run_stage(run, "autoencoders", units)
+    return units
 
 
 # -------------------------------------------------------------- baselines
@@ -199,8 +202,8 @@ def baseline_fit_index(n_images, n_fit, random_state):
     return np.sort(np.random.default_rng(random_state).choice(n_images, n_fit, replace=False))
 
 
-def fit_baselines(run):
-    """Stage 1b: fit every reference embedding (``baselines.variants`` x ``ae.z_dims``); return their units."""
+def baseline_units(run):
+    """Stage 1b: a unit per reference embedding (``baselines.variants`` x ``ae.z_dims``)."""
     config, data = run.config, run.data
     seed = config["random_state"]
     index = baseline_fit_index(len(data.autoencoder.X), config["baselines"]["n_fit"], seed)
@@ -215,7 +218,7 @@ def fit_baselines(run):
                 inputs=lambda v=variant, z=z, p=net: (v, int(z), p, data.autoencoder.X[index], data.predictor.X,
                                                       data.test.X, seed),
                 save=_save_baseline, info=dict(variant=variant, z=z, params=params, data=data)))
-    return run_stage(run, "baselines", units)
+    return units
 
 
 def ae_columns(ae_unit, out):
@@ -263,8 +266,8 @@ def head_row(run, ae_unit, kind, row, unit_key):
     }
 
 
-def search_heads(run, ae_units):
-    """Stage 2: tune every head family on every AE's (or baseline's) embeddings; return the head units."""
+def head_units(run, ae_units):
+    """Stage 2: a unit per head family and AE (or baseline), run after that AE's unit."""
     config, data = run.config, run.data
     units = []
     for ae_unit in ae_units:
@@ -281,8 +284,29 @@ def search_heads(run, ae_units):
                 "head", f"{_slug(ae_unit.info['variant'])}-z{ae_unit.info['z']}-{kind}-{key}", key,
                 run.units_dir / "heads", _search, inputs,
                 save=lambda unit, row: head_row(run, unit.info["ae"], unit.info["kind"], row, unit.key),
-                info=dict(ae=ae_unit, kind=kind, variant=ae_unit.info["variant"], z=ae_unit.info["z"])))
-    return run_stage(run, "head searches", units)
+                info=dict(ae=ae_unit, kind=kind, variant=ae_unit.info["variant"], z=ae_unit.info["z"]),
+                after=[ae_unit]))
+    return units
+
+
+def fit_and_search(run):
+    """Stages 1 and 2: fit the AEs and baselines and search their heads; return the three lists of units.
+
+    With worker processes or a cluster (``run.options``), they run as one
+    pipeline: a head search starts as soon as its embedding is saved, so
+    that the heads' CPUs work while the AEs train. In this process, one
+    stage after the other.
+    """
+    aes, baselines = autoencoder_units(run), baseline_units(run)
+    heads = head_units(run, aes + baselines)
+    options = run.options
+    if options["backend"] is None and options["n_jobs"] in (None, 1):
+        run_stage(run, "autoencoders", aes)
+        run_stage(run, "baselines", baselines)
+        run_stage(run, "head searches", heads)
+    else:
+        run_stage(run, "autoencoders, baselines and head searches", aes + baselines + heads)
+    return aes, baselines, heads
 
 
 # ---------------------------------------------------------- learning curve

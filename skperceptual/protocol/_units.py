@@ -54,6 +54,8 @@ class Unit:
         ``atomic_path``) and returns its record, a JSON-able dict.
     info : dict
         What the stage needs to know about the unit (variant, z, ...).
+    after : list of Unit
+        Units whose saved output this unit reads: it starts after them.
     record : dict or None
         Set once the unit is done (now or by an earlier run).
     result : object
@@ -68,6 +70,7 @@ class Unit:
     inputs: Callable
     save: Callable
     info: dict = field(default_factory=dict)
+    after: list = field(default_factory=list)
     record: Any = None
     result: Any = None
 
@@ -80,19 +83,35 @@ class Unit:
         return self.folder / f"{self.name}{suffix}"
 
 
-def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, progress=None, show_epochs=False):
+def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, resources=None, limits=None, progress=None,
+              show_epochs=False):
     """Run the units that are not done yet and fill in every unit's record.
+
+    A unit starts once every unit of its ``after`` list has its record, so
+    one call can run a whole graph: with worker processes or a cluster, a
+    head search starts as soon as its autoencoder is saved, while other
+    autoencoders still train.
 
     Parameters
     ----------
     units : list of Unit
+        In order of priority: ready units start in this order.
     n_jobs : int, default=None
         Units run at once. None: one at a time in this process, or every
         worker of the cluster when ``backend`` is given.
     backend : str, default=None
-        joblib backend (loky, threading, dask, ray, ...).
+        None or ``"loky"`` (local worker processes when ``n_jobs > 1``),
+        ``"dask"`` (the current ``distributed.Client``), ``"ray"`` (the
+        current Ray session), or any other joblib backend, which runs the
+        units in waves: each wave waits for the one before.
     backend_kwargs : dict, default=None
-        Extra ``joblib.parallel_config`` arguments.
+        Extra ``joblib.parallel_config`` arguments for another joblib backend.
+    resources : dict, default=None
+        What each stage's units ask the cluster for, e.g.
+        ``{"ae": {"GPU": 1}}`` (Dask worker resources; Ray's ``num_gpus``).
+    limits : dict, default=None
+        At most this many units of a stage at once in local worker
+        processes, e.g. ``{"ae": 1}`` for one GPU.
     progress : callable, default=None
         Called as ``progress(unit, n_done, n_todo)`` after each unit is saved;
         an exception it raises stops the run (finished units stay saved).
@@ -112,10 +131,13 @@ def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, progress=No
             unit.record = read_json(unit.record_path)
         else:
             todo.append(unit)
-    in_process = backend is None and n_jobs in (None, 1)
-    labels = [unit_label(unit) if show_epochs and in_process else None for unit in todo]
-    for n_done, (unit, result, caught) in enumerate(_dispatch(todo, n_jobs, backend, backend_kwargs, labels),
-                                                    start=1):
+    if backend is None and n_jobs in (None, 1):
+        finished = _in_process(todo, show_epochs)
+    elif backend in (None, "loky", "dask", "ray"):
+        finished = _scheduled(todo, backend, n_jobs, resources, limits or {})
+    else:
+        finished = _in_waves(todo, n_jobs, backend, backend_kwargs)
+    for n_done, (unit, result, caught) in enumerate(finished, start=1):
         unit.result = result
         unit.record = write_json(unit.record_path, {**unit.save(unit, result), **caught})
         if progress is not None:
@@ -128,26 +150,71 @@ def unit_label(unit):
     return f"{unit.stage} {unit.info.get('variant', '')} z={unit.info.get('z', '?')}"
 
 
-def _dispatch(units, n_jobs, backend, backend_kwargs, labels):
-    """Yield ``(unit, result, warnings record)`` as each unit finishes (not when all have)."""
-    if not units:
-        return
+def _ready(unit):
+    return all(before.record is not None for before in unit.after)
+
+
+def _in_process(units, show_epochs):
+    """Yield ``(unit, result, warnings record)``, running the units one by one in this process."""
+    for unit in units:
+        # A unit runs only once the units it reads are saved; in a list in
+        # order of priority they come first.
+        if not _ready(unit):
+            raise RuntimeError(f"{unit_label(unit)} runs before a unit it reads")
+        _, result, caught = _run_one(0, unit.compute, unit_label(unit) if show_epochs else None, *unit.inputs())
+        yield unit, result, caught
+
+
+def _scheduled(units, backend, n_jobs, resources, limits):
+    """Yield as :func:`_in_process` does, starting each unit as soon as the units it reads are saved."""
+    from ._scheduler import open_executor
+
+    executor = open_executor(backend, n_jobs, resources)
+    # Local workers take at most one unit each, so that a unit that
+    # becomes ready is not queued behind those started earlier.
+    slots = getattr(executor, "n_workers", len(units))
+    waiting, running = list(units), {}
+    try:
+        while waiting or running:
+            for unit in [u for u in waiting if _ready(u)]:
+                busy = sum(r.stage == unit.stage for r in running.values())
+                if len(running) >= slots or busy >= limits.get(unit.stage, slots):
+                    continue
+                waiting.remove(unit)
+                args = (0, unit.compute, None, *executor.share(unit.inputs()))
+                running[executor.submit(unit.stage, unit.name, _run_one, args)] = unit
+            if not running:
+                raise RuntimeError(f"{unit_label(waiting[0])} waits for a unit that is not part of the run")
+            for handle in executor.wait(running):
+                unit = running.pop(handle)
+                _, result, caught = executor.result(handle)
+                # Saved (by the caller) before the next units start: they may read it.
+                yield unit, result, caught
+    except BaseException:
+        executor.close(pending=list(running))
+        raise
+    executor.close()
+
+
+def _in_waves(units, n_jobs, backend, backend_kwargs):
+    """Yield as :func:`_in_process` does, through a joblib backend, one wave of ready units at a time."""
     from joblib import Parallel, delayed, parallel_config
 
-    if n_jobs is None:
-        n_jobs = -1 if backend else 1
-    options = dict(backend_kwargs or {}, n_jobs=n_jobs)
-    if backend is not None:
-        options["backend"] = backend
-    with parallel_config(**options):
-        results = Parallel(return_as="generator_unordered")(
-            delayed(_run_one)(i, unit.compute, unit.inputs(), labels[i]) for i, unit in enumerate(units)
-        )
-        for i, result, caught in results:
-            yield units[i], result, caught
+    options = dict(backend_kwargs or {}, n_jobs=-1 if n_jobs is None else n_jobs, backend=backend)
+    waiting = list(units)
+    while waiting:
+        wave = [u for u in waiting if _ready(u)]
+        if not wave:
+            raise RuntimeError(f"{unit_label(waiting[0])} waits for a unit that is not part of the run")
+        waiting = [u for u in waiting if u not in wave]
+        with parallel_config(**options):
+            results = Parallel(return_as="generator_unordered")(
+                delayed(_run_one)(i, unit.compute, None, *unit.inputs()) for i, unit in enumerate(wave))
+            for i, result, caught in results:
+                yield wave[i], result, caught
 
 
-def _run_one(i, function, args, label):
+def _run_one(i, function, label, *args):
     """Worker: run one unit's compute function, counting the warnings it raises."""
     global _epoch_label
     _epoch_label = label
