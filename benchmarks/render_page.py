@@ -50,7 +50,7 @@ MEMORY_ROWS = (("fp32", "fp32 (default)"), ("bf16", '`precision="bf16"`'),
                (BF16_LOSS, '`precision="fp32", loss_precision="bf16"`'))
 
 Summary = namedtuple("Summary", "median lo hi")  # lo and hi are None for a ratio of medians
-Result = namedtuple("Result", "path fit memory meta")
+Result = namedtuple("Result", "path fit memory meta memmap")
 
 
 def load(path):
@@ -66,7 +66,7 @@ def load(path):
     if lists:
         n = min(lists)
         fit = {key: v[-n:] if isinstance(v, list) else v for key, v in fit.items()}
-    return Result(path, fit, data.get("memory", {}), data["meta"])
+    return Result(path, fit, data.get("memory", {}), data["meta"], data.get("memmap", []))
 
 
 def summary(entry):
@@ -297,12 +297,15 @@ def render(results):
         lines += memory_table(r)
     if not memories:
         lines += ["The memory table is pending re-measurement; the command of the CPU table measures it too.", ""]
+    lines += memmap_text([r for r in results if r.memmap])
     lines += parameters_text(cpus, gpus)
     lines += ["## Reproducing", "",
               "Each results file and the command that measured it; then render the page:", "", "```"]
     for r in sorted(cpus + gpus + [m for m in memories if m not in cpus + gpus], key=lambda r: r.path.name):
         lines.append(f"# {r.path.name}: {machine(r.meta).split(';')[0]}")
         lines += command_for(r)
+    for r in (r for r in results if r.memmap):
+        lines += [f"# {r.path.name}: {machine(r.meta).split(';')[0]}", r.meta["command"]]
     if not cpus:
         lines += ["# cpu.json (pending)", CPU_COMMAND]
     lines += [RENDER_COMMAND, "```", "",
@@ -314,6 +317,40 @@ def render(results):
               "loop, `transform`, the data path and the scaling with the number of images, and "
               "`python benchmarks/run.py --quick` is the smoke test."]
     return "\n".join(lines) + "\n"
+
+
+def memmap_text(results):
+    """The section on data that stays on disk, from ``benchmarks/memmap.py``'s results."""
+    if not results:
+        return []
+    lines = ["## Data on disk", ""]
+    for r in results:
+        runs = {run["mode"]: run for run in r.memmap}
+        n, meta = r.memmap[0]["n"], r.meta
+        lines += [
+            f"`fit` (one epoch, perceptual loss, batch {meta['batch_size']}, `precision=\"{meta['precision']}\"`) "
+            f"and `transform` on {n:,} uint8 64x64 images ({meta['image_file_gib']:.2f} GiB) read from a "
+            "memory map (`np.load(path, mmap_mode=\"r\")`, the file's pages dropped from the page cache first) "
+            "and the same images in RAM, each in a fresh process. Memory is the peak of anonymous memory "
+            "(`RssAnon`) above its value before the call: a copy of the images would show there, while a "
+            "memory map's pages are page cache. One run each.", "",
+            f"**Machine:** {machine(meta)}.", "",
+            "| images | fit, img/s | fit, peak anonymous memory | transform, img/s | "
+            "transform, peak anonymous memory |",
+            "|---|---|---|---|---|",
+        ]
+        for mode, label in (("memmap", "memory map"), ("ram", "in RAM")):
+            if mode in runs:
+                run = runs[mode]
+                lines.append(f"| {label} | {run['fit_img_s']:,.0f} | +{run['fit_peak_anon_mib'] / 1024:.2f} GiB | "
+                             f"{run['transform_img_s']:,.0f} | +{run['transform_peak_anon_mib'] / 1024:.2f} GiB |")
+        if {"memmap", "ram"} <= set(runs):
+            fit = runs["memmap"]["fit_img_s"] / runs["ram"]["fit_img_s"]
+            transform = runs["memmap"]["transform_img_s"] / runs["ram"]["transform_img_s"]
+            lines += ["", f"From the memory map, `fit` ran at {fit:.2f}x and `transform` at {transform:.2f}x the "
+                      "in-RAM throughput."]
+        lines.append("")
+    return lines
 
 
 def command_for(result):

@@ -119,6 +119,23 @@ def test_latest_paired_repetitions(render_page, tmp_path):
     assert result.fit == {("ref", "pixel"): [100.0], ("fp32", "pixel"): [200.0]}
 
 
+def test_data_on_disk_section(render_page, tmp_path):
+    runs = [{"mode": "memmap", "n": 200000, "fit_img_s": 450.0, "transform_img_s": 2900.0,
+             "fit_peak_anon_mib": 800.0, "transform_peak_anon_mib": 150.0},
+            {"mode": "ram", "n": 200000, "fit_img_s": 500.0, "transform_img_s": 3000.0,
+             "fit_peak_anon_mib": 780.0, "transform_peak_anon_mib": 140.0}]
+    meta = {**META, "batch_size": 512, "precision": "auto", "image_file_gib": 2.29,
+            "command": "python benchmarks/memmap.py --results benchmarks/results/memmap-cpu.json"}
+    path = tmp_path / "memmap-cpu.json"
+    path.write_text(json.dumps({"memmap": runs, "meta": meta}))
+    page = render_page.render([render_page.load(write(tmp_path / "cpu.json", FIT, MEMORY)), render_page.load(path)])
+    assert "on 200,000 uint8 64x64 images (2.29 GiB)" in page
+    assert table_row(page, "| memory map |") == "| memory map | 450 | +0.78 GiB | 2,900 | +0.15 GiB |"
+    assert table_row(page, "| in RAM |") == "| in RAM | 500 | +0.76 GiB | 3,000 | +0.14 GiB |"
+    assert "`fit` ran at 0.90x and `transform` at 0.97x the in-RAM throughput" in page
+    assert "# memmap-cpu.json: Test CPU 9000, 4 CPU cores\n" + meta["command"] in page
+
+
 def test_committed_page_is_rendered_from_committed_results(render_page):
     files = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
     expected = render_page.render([render_page.load(f) for f in files])

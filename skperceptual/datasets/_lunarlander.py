@@ -436,15 +436,40 @@ def _save(path, data):
         np.savez_compressed(tmp, **arrays)
 
 
-def _load(path, params):
+def _images_path(path, part):
+    """The uncompressed copy of one part's images beside the cache, for memory maps."""
+    return path.with_name(f"{path.stem}.{part}_X.npy")
+
+
+def _mapped_images(path, part, n, images, mmap_mode):
+    """One part's images as a memory map of their uncompressed copy, written first if needed.
+
+    ``images`` is called for the images only when the copy is missing or
+    does not hold ``n`` uint8 images.
+    """
+    copy = _images_path(path, part)
+    try:
+        mapped = np.load(copy, mmap_mode=mmap_mode)
+        if mapped.dtype == np.uint8 and len(mapped) == n:
+            return mapped
+    except (OSError, ValueError):
+        pass  # missing, or damaged outside our atomic writes: rewritten
+    with atomic_path(copy) as tmp:
+        np.save(tmp, images())
+    return np.load(copy, mmap_mode=mmap_mode)
+
+
+def _load(path, params, mmap_mode=None):
     with np.load(path, allow_pickle=False) as npz:
         metadata = json.loads(str(npz["metadata"]))
         if metadata["params"] != params:
             raise ValueError(f"{path} holds parameters {metadata['params']}.")
         parts = {}
         for p in _PARTS:
+            n = len(npz[f"{p}_rollout"])
             parts[p] = Bunch(
-                X=npz[f"{p}_X"],
+                X=npz[f"{p}_X"] if mmap_mode is None else _mapped_images(
+                    path, p, n, lambda p=p: npz[f"{p}_X"], mmap_mode),
                 y=npz[f"{p}_y"] if p != "autoencoder" else None,
                 rollout=npz[f"{p}_rollout"],
                 observation=npz[f"{p}_observation"],
@@ -461,6 +486,7 @@ def load_lunarlander(
     download_if_missing=True,
     n_jobs=None,
     verbose=0,
+    mmap_mode=None,
 ):
     """Load the LunarLander positioning dataset, generating it once.
 
@@ -490,6 +516,13 @@ def load_lunarlander(
         Processes used for generation; does not change the result.
     verbose : int, default=0
         Show a progress bar while generating.
+    mmap_mode : {None, "r", "c"}, default=None
+        None loads the images into memory. ``"r"`` (read-only) or ``"c"``
+        (copy-on-write) returns each part's images ``X`` as a
+        :class:`numpy.memmap` of an uncompressed ``.npy`` copy, written
+        beside the cache on first use (12 KiB per image): they stay on disk,
+        and :class:`~skperceptual.PerceptualAETransformer` reads them batch
+        by batch. Labels and rollout ids are loaded into memory.
 
     Returns
     -------
@@ -516,6 +549,11 @@ def load_lunarlander(
     True
     """
     _check_params(n_rollouts, n_steps)
+    if mmap_mode not in (None, "r", "c"):
+        raise ValueError(
+            f"mmap_mode={mmap_mode!r} is not supported: pass None (images in memory), 'r' (read-only "
+            "memory maps) or 'c' (copy-on-write memory maps)."
+        )
     if not isinstance(random_state, (int, np.integer)) or isinstance(
         random_state, bool
     ):
@@ -530,7 +568,7 @@ def load_lunarlander(
     sweep_stale_temps(path.parent, recursive=False)
     if path.exists():
         try:
-            data = _load(path, params)
+            data = _load(path, params, mmap_mode)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             # Only a file from another skperceptual version or a damaged
             # disk gets here: our writes are atomic.
@@ -552,5 +590,9 @@ def load_lunarlander(
         n_rollouts, n_steps, random_state=random_state, n_jobs=n_jobs, verbose=verbose
     )
     _save(path, data)
+    if mmap_mode is not None:
+        for p in _PARTS:
+            images = data[p].X
+            data[p].X = _mapped_images(path, p, len(images), lambda images=images: images, mmap_mode)
     data.filename = str(path)
     return data
