@@ -1,16 +1,10 @@
 """LunarLander rollouts: generation, pixel-position labels and the cache."""
 
-import hashlib
-import json
-import math
-import warnings
-import zipfile
-from pathlib import Path
-
 import numpy as np
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 
-from .._atomic import atomic_path, sweep_stale_temps
+from . import _collection
+from ._collection import PARTS as _PARTS
 from ._common import get_data_home
 
 __all__ = ["make_lunarlander", "load_lunarlander"]
@@ -20,8 +14,6 @@ IMAGE_SIZE = 64
 # Bumped whenever generation changes the bytes it produces for the same
 # parameters, so that stale caches are not mistaken for current ones.
 _FORMAT_VERSION = 1
-_PARTS = ("autoencoder", "predictor", "test")
-_TEST_FRACTION = 0.2
 # Any render mode other than None, "human" and "rgb_array" makes
 # LunarLander.render() draw into ``env.surf`` and return nothing. That skips
 # its ``np.array(pixels3d(...))`` copy of a strided view, which costs more
@@ -144,59 +136,17 @@ def _rollout(env, seeds, n_steps, image_size, read=None):
 
 
 def _rollout_batch(seeds, n_steps, image_size):
-    """Worker entry point: several rollouts sharing one env."""
+    """Worker entry point: several rollouts sharing one env, each as its frames, labels and observations."""
     env = _make_env()
     try:
-        return [_rollout(env, s, n_steps, image_size) for s in seeds]
+        out = []
+        for s in seeds:
+            frames, observations = _rollout(env, s, n_steps, image_size)
+            out.append({"X": frames, "y": _observation_to_pixels(observations, image_size),
+                        "observation": observations})
+        return out
     finally:
         env.close()
-
-
-def _entropy(random_state):
-    if random_state is None:
-        return int(np.random.SeedSequence().entropy)
-    if isinstance(random_state, (int, np.integer)) and not isinstance(
-        random_state, bool
-    ):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0, got {random_state}.")
-        return int(random_state)
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-
-
-def _check_params(n_rollouts, n_steps):
-    for name, value, low in (("n_rollouts", n_rollouts, 3), ("n_steps", n_steps, 1)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, got {value!r}.")
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}.")
-
-
-def _progress(total, verbose):
-    if not verbose:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _PrintProgress(total)
-    return tqdm(total=total, unit="rollout", desc="LunarLander")
-
-
-class _PrintProgress:
-    """Fallback progress report when tqdm is not installed."""
-
-    def __init__(self, total):
-        self.total, self.done, self._last = total, 0, -1
-
-    def update(self, n):
-        self.done += n
-        decile = 10 * self.done // self.total
-        if decile != self._last:
-            self._last = decile
-            print(f"LunarLander: {self.done}/{self.total} rollouts", flush=True)
-
-    def close(self):
-        pass
 
 
 def _versions():
@@ -296,83 +246,24 @@ def make_lunarlander(
     >>> data.predictor.y.dtype
     dtype('float32')
     """
-    _check_params(n_rollouts, n_steps)
-    from joblib import Parallel, delayed, effective_n_jobs
+    _collection.check_params(n_rollouts, n_steps)
+    from joblib import Parallel, delayed
 
-    entropy = _entropy(random_state)
-    children = np.random.SeedSequence(entropy).spawn(n_rollouts + 1)
-    seeds = np.array([c.generate_state(2) for c in children[:n_rollouts]])
-    split_rng = np.random.default_rng(children[n_rollouts])
-
-    n_auto = n_rollouts // 2
-    altered = np.arange(n_auto, n_rollouts)
-    n_test = max(1, int(round(_TEST_FRACTION * len(altered))))
-    test_ids = set(split_rng.permutation(altered)[:n_test].tolist())
-    part_of = ["autoencoder"] * n_auto + [
-        "test" if r in test_ids else "predictor" for r in altered.tolist()
-    ]
-    n_part = {p: part_of.count(p) for p in _PARTS}
-
-    # Preallocate each part at its largest possible size and fill it in
-    # rollout order as results arrive, so that peak memory stays near the
-    # size of the dataset instead of twice that.
+    entropy = _collection.entropy(random_state)
+    seeds, part_of = _collection.plan(n_rollouts, entropy)
     size = IMAGE_SIZE
-    bufs = {}
-    for p in _PARTS:
-        cap = n_part[p] * n_steps
-        bufs[p] = {
-            "X": np.empty((cap, 3, size, size), dtype=np.uint8),
-            "y": np.empty((cap, 2), dtype=np.float32),
-            "rollout": np.empty(cap, dtype=np.int64),
-            "observation": np.empty((cap, 8), dtype=np.float32),
-        }
-    fill = dict.fromkeys(_PARTS, 0)
-
-    workers = effective_n_jobs(n_jobs)
-    # A few batches per worker balance the load; each batch pays for one env.
-    batch = max(1, min(16, math.ceil(n_rollouts / (4 * workers))))
-    starts = range(0, n_rollouts, batch)
+    starts, batch = _collection.batches(n_rollouts, n_jobs)
     results = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_rollout_batch)(seeds[s:s + batch], n_steps, size) for s in starts
     )
-    bar = _progress(n_rollouts, verbose)
-    n_dropped = 0
-    try:
-        rollout = 0
-        for out in results:
-            for frames, obs in out:
-                part = part_of[rollout]
-                labels = _observation_to_pixels(obs, size)
-                if part != "autoencoder":
-                    keep = _on_screen(labels, size)
-                    n_dropped += int(np.count_nonzero(~keep))
-                    frames, obs, labels = frames[keep], obs[keep], labels[keep]
-                buf, i = bufs[part], fill[part]
-                j = i + len(frames)
-                buf["X"][i:j] = frames
-                buf["y"][i:j] = labels
-                buf["rollout"][i:j] = rollout
-                buf["observation"][i:j] = obs
-                fill[part] = j
-                rollout += 1
-            if bar is not None:
-                bar.update(len(out))
-    finally:
-        if bar is not None:
-            bar.close()
-
-    parts = {}
-    for p in _PARTS:
-        buf, n = bufs[p], fill[p]
-        for arr in buf.values():
-            # Shrinks in place (realloc), unlike slicing, which would keep
-            # the whole buffer alive, or copying, which would double it.
-            arr.resize((n,) + arr.shape[1:], refcheck=False)
-        parts[p] = Bunch(**buf)
+    fields = {"X": ((3, size, size), np.uint8), "y": ((2,), np.float32), "observation": ((8,), np.float32)}
+    parts, n_dropped = _collection.assemble(results, part_of, n_steps, fields,
+                                            lambda rollout: _on_screen(rollout["y"], size),
+                                            _collection.progress(n_rollouts, verbose, "LunarLander"))
     parts["autoencoder"].y = None
     _check_not_empty(parts, n_rollouts, n_steps, part_of)
 
-    n_altered = (n_rollouts - n_auto) * n_steps
+    n_altered = (n_rollouts - part_of.count("autoencoder")) * n_steps
     metadata = {
         "params": _params(n_rollouts, n_steps, entropy),
         "versions": _versions(),
@@ -405,7 +296,7 @@ def _params(n_rollouts, n_steps, entropy):
         "n_steps": int(n_steps),
         "random_state": int(entropy),
         "image_size": IMAGE_SIZE,
-        "test_fraction": _TEST_FRACTION,
+        "test_fraction": _collection.TEST_FRACTION,
         "format_version": _FORMAT_VERSION,
     }
 
@@ -422,59 +313,7 @@ def _bunch(parts, metadata):
 
 
 def _cache_path(data_home, params):
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
-    return Path(data_home) / "lunarlander" / f"lunarlander_{key[:16]}.npz"
-
-
-def _save(path, data):
-    arrays = {"metadata": np.array(json.dumps(data.metadata))}
-    for p in _PARTS:
-        for key, value in data[p].items():
-            if value is not None:
-                arrays[f"{p}_{key}"] = value
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
-
-
-def _images_path(path, part):
-    """The uncompressed copy of one part's images beside the cache, for memory maps."""
-    return path.with_name(f"{path.stem}.{part}_X.npy")
-
-
-def _mapped_images(path, part, n, images, mmap_mode):
-    """One part's images as a memory map of their uncompressed copy, written first if needed.
-
-    ``images`` is called for the images only when the copy is missing or
-    does not hold ``n`` uint8 images.
-    """
-    copy = _images_path(path, part)
-    try:
-        mapped = np.load(copy, mmap_mode=mmap_mode)
-        if mapped.dtype == np.uint8 and len(mapped) == n:
-            return mapped
-    except (OSError, ValueError):
-        pass  # missing, or damaged outside our atomic writes: rewritten
-    with atomic_path(copy) as tmp:
-        np.save(tmp, images())
-    return np.load(copy, mmap_mode=mmap_mode)
-
-
-def _load(path, params, mmap_mode=None):
-    with np.load(path, allow_pickle=False) as npz:
-        metadata = json.loads(str(npz["metadata"]))
-        if metadata["params"] != params:
-            raise ValueError(f"{path} holds parameters {metadata['params']}.")
-        parts = {}
-        for p in _PARTS:
-            n = len(npz[f"{p}_rollout"])
-            parts[p] = Bunch(
-                X=npz[f"{p}_X"] if mmap_mode is None else _mapped_images(
-                    path, p, n, lambda p=p: npz[f"{p}_X"], mmap_mode),
-                y=npz[f"{p}_y"] if p != "autoencoder" else None,
-                rollout=npz[f"{p}_rollout"],
-                observation=npz[f"{p}_observation"],
-            )
-    return _bunch(parts, metadata)
+    return _collection.cache_path(data_home, "lunarlander", params)
 
 
 def load_lunarlander(
@@ -548,51 +387,10 @@ def load_lunarlander(
     >>> bool((data.test.X == again.test.X).all())
     True
     """
-    _check_params(n_rollouts, n_steps)
-    if mmap_mode not in (None, "r", "c"):
-        raise ValueError(
-            f"mmap_mode={mmap_mode!r} is not supported: pass None (images in memory), 'r' (read-only "
-            "memory maps) or 'c' (copy-on-write memory maps)."
-        )
-    if not isinstance(random_state, (int, np.integer)) or isinstance(
-        random_state, bool
-    ):
-        raise TypeError(
-            "load_lunarlander needs an int random_state so that the cached "
-            f"collection is reproducible, got {random_state!r}; use "
-            "make_lunarlander for other seeds."
-        )
-    params = _params(n_rollouts, n_steps, _entropy(random_state))
-    path = _cache_path(get_data_home(data_home), params)
-    # A process killed while writing the cache leaves its temporary file.
-    sweep_stale_temps(path.parent, recursive=False)
-    if path.exists():
-        try:
-            data = _load(path, params, mmap_mode)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            # Only a file from another skperceptual version or a damaged
-            # disk gets here: our writes are atomic.
-            if not download_if_missing:
-                raise ValueError(
-                    f"The LunarLander cache {path} is unreadable ({exc}). Delete it, or "
-                    "pass download_if_missing=True to regenerate it in its place."
-                ) from exc
-            warnings.warn(f"Regenerating unreadable cache {path}: {exc}")
-        else:
-            data.filename = str(path)
-            return data
-    elif not download_if_missing:
-        raise FileNotFoundError(
-            f"LunarLander collection not cached at {path} and "
-            "download_if_missing=False."
-        )
-    data = make_lunarlander(
-        n_rollouts, n_steps, random_state=random_state, n_jobs=n_jobs, verbose=verbose
-    )
-    _save(path, data)
-    if mmap_mode is not None:
-        for p in _PARTS:
-            images = data[p].X
-            data[p].X = _mapped_images(path, p, len(images), lambda images=images: images, mmap_mode)
-    data.filename = str(path)
-    return data
+    _collection.check_params(n_rollouts, n_steps)
+    _collection.check_cache_args(random_state, mmap_mode, "load_lunarlander")
+    params = _params(n_rollouts, n_steps, _collection.entropy(random_state))
+    return _collection.load_or_make(
+        _cache_path(get_data_home(data_home), params), params, ("y", "observation"),
+        lambda: make_lunarlander(n_rollouts, n_steps, random_state=random_state, n_jobs=n_jobs, verbose=verbose),
+        _bunch, name="LunarLander", download_if_missing=download_if_missing, mmap_mode=mmap_mode)
