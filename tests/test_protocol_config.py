@@ -111,7 +111,7 @@ def test_bad_run_options_fail_before_anything_is_written(tmp_path, capsys):
     assert "n-jobs" in capsys.readouterr().err.replace("n_jobs", "n-jobs")
     with pytest.raises(ValueError, match="n_jobs=0"):
         run_protocol(None, "smoke", out, n_jobs=0)
-    with pytest.raises(ValueError, match=r"Unknown dataset 'mnist'; valid: \['lunarlander'"):
+    with pytest.raises(ValueError, match=r"Unknown dataset 'mnist'; valid: \['breakout', 'lunarlander', 'mspacman', 'pong', 'stl10', 'svhn'\]"):
         run_protocol(None, load_profile("smoke", dataset="mnist"), out)
     assert not out.exists()
 

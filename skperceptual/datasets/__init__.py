@@ -5,6 +5,7 @@ Every loader returns a :class:`~sklearn.utils.Bunch` with ``autoencoder``,
 ``X`` (uint8, channels first) and ``y``.
 """
 
+from ._atari import load_atari, make_atari
 from ._common import get_data_home
 from ._lunarlander import load_lunarlander, make_lunarlander
 from ._stl10 import load_stl10
@@ -12,8 +13,10 @@ from ._svhn import load_svhn
 
 __all__ = [
     "get_data_home",
+    "load_atari",
     "load_lunarlander",
     "load_stl10",
     "load_svhn",
+    "make_atari",
     "make_lunarlander",
 ]

@@ -146,10 +146,24 @@ class Dataset:
     z_dims: tuple = field(default=())
 
 
+def _atari_loader(game):
+    def load(**kwargs):
+        from ..datasets import load_atari
+
+        return load_atari(game, **kwargs)
+
+    load.__name__ = f"load_atari_{game}"
+    return load
+
+
 DATASETS = {
     "lunarlander": Dataset(_loader("lunarlander"), "positioning", "pixels", (32, 64, 128, 256)),
     "stl10": Dataset(_loader("stl10"), "classification", "accuracy", (64, 128, 256, 512)),
     "svhn": Dataset(_loader("svhn"), "classification", "accuracy", (32, 64, 128)),
+    # Not in the paper: small objects of Atari games, in LunarLander's design
+    # and at its embedding sizes (skperceptual.datasets.load_atari).
+    **{game: Dataset(_atari_loader(game), "positioning", "pixels", (32, 64, 128, 256))
+       for game in ("pong", "breakout", "mspacman")},
 }
 
 #: The metric of each task, for a Bunch that is not in :data:`DATASETS`.

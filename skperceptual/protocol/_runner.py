@@ -318,10 +318,13 @@ def _loader_kwargs(config, verbose):
     import inspect
 
     from .. import datasets
+    from ..datasets._atari import ATARI_GAMES
 
     kwargs = dict(config["data"]["loader"].get(config["dataset"], {}))
     # The registry's loaders forward **kwargs: ask the dataset function itself.
     loader = getattr(datasets, f"load_{config['dataset']}", None)
+    if loader is None and config["dataset"] in ATARI_GAMES:
+        loader = datasets.load_atari
     if verbose and loader is not None and "verbose" in inspect.signature(loader).parameters:
         kwargs.setdefault("verbose", 1)
     return kwargs

@@ -1,0 +1,116 @@
+"""Atari positioning datasets: labels that agree with the picture, the collection's design, the protocol."""
+
+import builtins
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ale_py")
+
+from skperceptual.datasets import _atari, load_atari, make_atari  # noqa: E402
+from skperceptual.datasets._atari import ATARI_GAMES  # noqa: E402
+
+
+def _native_frames(game, n_rollouts=4, n_steps=150):
+    """Native 210x160 frames and RAM of a few random-policy rollouts, as make_atari runs them."""
+    env = _atari._import_ale().make(ATARI_GAMES[game].env_id)
+    frames, rams, rollouts = [], [], []
+    for r in range(n_rollouts):
+        env.reset(seed=100 + r)
+        for action in np.random.default_rng(r).integers(0, env.action_space.n, n_steps).tolist():
+            observation, _, terminated, truncated, _ = env.step(action)
+            frames.append(observation)
+            rams.append(env.unwrapped.ale.getRAM().copy())
+            rollouts.append(r)
+            if terminated or truncated:
+                env.reset()
+    env.close()
+    return np.array(frames), np.array(rams), np.array(rollouts)
+
+
+def _found_by_colour(frames, spec, max_pixels=60):
+    """The object's centre (column, row) where its colour shows in its rows, NaN where it does not (or is ambiguous)."""
+    top, bottom = spec.rows
+    mask = np.all(frames[:, top:bottom] == spec.colour, axis=-1)
+    centres = np.full((len(frames), 2), np.nan)
+    for i, m in enumerate(mask):
+        if 0 < m.sum() <= max_pixels:
+            rows, cols = np.nonzero(m)
+            centres[i] = cols.mean(), rows.mean() + top
+    return centres
+
+
+@pytest.mark.parametrize("game", sorted(ATARI_GAMES))
+def test_labels_agree_with_the_rendered_frames(game):
+    spec = ATARI_GAMES[game]
+    frames, rams, rollouts = _native_frames(game)
+    labels = _atari.ram_to_pixels(rams, game)
+    visible = _atari._visible({"y": labels, "ram": rams}, game)
+    found = _found_by_colour(frames, spec)
+    # The colour finder's position, mapped to the 64x64 frame as the resize maps it.
+    scale = 64 / np.array([160, 210])
+    seen = (found + 0.5) * scale - 0.5
+    both = visible & ~np.isnan(found[:, 0])
+    assert both.sum() >= 100 and len(np.unique(rollouts[both])) >= 3
+    distance = np.linalg.norm(labels[both] - seen[both], axis=1)
+    assert np.median(distance) <= 1.0, np.percentile(distance, [50, 90])
+    # And frames the labels call absent really lack the object.
+    absent = ~visible
+    if absent.any():
+        assert np.isnan(found[absent, 0]).mean() > 0.9
+
+
+def test_make_atari_follows_the_collection_design():
+    data = make_atari("pong", n_rollouts=6, n_steps=60, random_state=0, n_jobs=1)
+    assert data.autoencoder.X.shape == (3 * 60, 3, 64, 64) and data.autoencoder.y is None
+    assert set(np.unique(data.autoencoder.rollout)) == {0, 1, 2}
+    for part in ("predictor", "test"):
+        assert data[part].y.dtype == np.float32 and len(data[part].y) == len(data[part].X) == len(data[part].ram)
+        assert ((data[part].y >= -0.5) & (data[part].y < 63.5)).all()
+    # Whole rollouts per part, and frames without the ball dropped.
+    assert not set(data.predictor.rollout) & set(data.test.rollout)
+    assert len(data.predictor.X) + len(data.test.X) < 3 * 60 and data.metadata["n_absent"] > 0
+    assert data.game == "pong" and data.task == "positioning"
+    # Per-rollout seeds: the same bytes with two processes.
+    again = make_atari("pong", n_rollouts=6, n_steps=60, random_state=0, n_jobs=2)
+    for part in ("autoencoder", "predictor", "test"):
+        np.testing.assert_array_equal(again[part].X, data[part].X)
+
+
+def test_load_atari_caches_and_memory_maps(tmp_path):
+    first = load_atari("breakout", data_home=tmp_path, n_rollouts=4, n_steps=40)
+    files = sorted(p.name for p in (tmp_path / "atari").iterdir())
+    assert len(files) == 1 and first.filename.endswith(files[0])
+    mapped = load_atari("breakout", data_home=tmp_path, n_rollouts=4, n_steps=40, mmap_mode="r",
+                        download_if_missing=False)
+    assert isinstance(mapped.test.X, np.memmap)
+    np.testing.assert_array_equal(mapped.test.X, first.test.X)
+    np.testing.assert_array_equal(mapped.test.y, first.test.y)
+
+
+def test_bad_game_and_missing_ale_py(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"Unknown Atari game 'tetris'; valid: \['breakout', 'mspacman', 'pong'\]"):
+        load_atari("tetris", data_home=tmp_path)
+    with pytest.raises(FileNotFoundError, match="Atari pong collection not cached"):
+        load_atari("pong", data_home=tmp_path, n_rollouts=4, n_steps=40, download_if_missing=False)
+    real_import = builtins.__import__
+
+    def no_ale(name, *args, **kwargs):
+        if name == "ale_py":
+            raise ImportError("No module named 'ale_py'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ale)
+    with pytest.raises(ImportError, match=r"pip install 'skperceptual\[atari\]'"):
+        make_atari("pong", n_rollouts=4, n_steps=40)
+    assert not (tmp_path / "atari").exists()
+
+
+@pytest.mark.slow
+def test_protocol_runs_on_an_atari_game(tmp_path):
+    from skperceptual.__main__ import main as cli_main
+
+    assert cli_main(["experiment", "--dataset", "breakout", "--profile", "smoke", "--out", str(tmp_path / "run"),
+                     "--quiet", "--set", "ae.perceptual_weights=none"]) == 0
+    text = (tmp_path / "run" / "tables.md").read_text()
+    assert "breakout" in text and "—" in text
