@@ -390,12 +390,12 @@ def _figure_rows(results, out_dir):
 
 
 def figure6(results, out_dir, path, crop_size=16):
-    """Figure 6: test frames, each variant's reconstructions, magnified crops around the lander.
+    """Figure 6: test frames, each variant's reconstructions, magnified crops around the target (the lander).
 
     Rows: the original frames, then each variant's reconstructions before
     (and, where the run has them, after) decoder retraining. For positioning
     runs each full frame has, beneath it, a ``crop_size`` x ``crop_size``
-    pixel crop around the true lander position, magnified with
+    pixel crop around the target's true position, magnified with
     nearest-neighbour upscaling; a red box on the full frame and red ticks on
     the crop mark the true position. Each reconstruction is labelled with its
     pixel L1 (mean absolute error per value on [0, 1]) over the whole frame
@@ -458,7 +458,7 @@ def figure6(results, out_dir, path, crop_size=16):
         if positions is not None:
             axes[per_block * b + 1, 0].set_ylabel(f"{crop_size}x{crop_size} crop", rotation=0, ha="right",
                                                   va="center", fontsize=6, color="0.4")
-    what = ("test frames, reconstructions and\nmagnified crops around the true lander\nposition (red); "
+    what = ("test frames, reconstructions and\nmagnified crops around the target's true\nposition (red); "
             "L1 per frame / crop" if positions is not None else "test images and\nreconstructions; L1 per image")
     height = fig.get_figheight()
     # Wrapped: the figure is only as wide as its few frame columns.
