@@ -158,3 +158,23 @@ def test_cluster_resource_requests():
     assert _ray_options({"CPU": 4, "fast_disk": 1}) == {"num_cpus": 4, "resources": {"fast_disk": 1}}
     assert _runner._stage_resources({"GPU": 1}) == {"ae": {"GPU": 1}, "decoder": {"GPU": 1}}
     assert _runner._stage_resources(None) is None
+
+
+def test_local_workers_read_large_arrays_from_one_shared_file():
+    """As joblib's loky backend does: a large array goes to disk once, and workers memory-map it."""
+    import os
+
+    from skperceptual.protocol._scheduler import OnDisk, PoolExecutor
+    from skperceptual.protocol._units import _run_one
+
+    executor = PoolExecutor(2)
+    big, small = np.arange(300_000, dtype=np.float64), np.arange(10)
+    shared = executor.share((big, small, big))
+    assert isinstance(shared[0], OnDisk) and shared[0] is shared[2] and shared[1] is small
+    kind = executor.result(executor.submit("head", "kind", _run_one, (0, type, None, shared[0])))[1]
+    assert kind is np.memmap  # what the worker's function received
+    doubled = executor.result(executor.submit("head", "double", _run_one, (0, np.multiply, None, shared[0], 2.0)))[1]
+    np.testing.assert_array_equal(doubled, 2 * big)
+    folder = os.path.dirname(shared[0].path)
+    executor.close()
+    assert not os.path.exists(folder)

@@ -95,7 +95,11 @@ def test_torch_generator_untouched_by_an_interrupted_fit(images):
 
 
 _INTERRUPTIBLE_RUN = """
+import signal
 import sys
+# A shell's background job starts with SIGINT ignored, and Python then
+# installs no KeyboardInterrupt handler: restore it, as a terminal has it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, sys.argv[2])
 from test_protocol import make_bunch
 from skperceptual.__main__ import main
@@ -126,8 +130,8 @@ def test_sigint_stops_the_cli_with_130_and_saves_no_cut_short_unit(tmp_path):
                 break
         time.sleep(2)
         proc.send_signal(signal.SIGINT)
-        err = proc.stderr.read()
-        assert proc.wait(timeout=60) == 130, err
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
     finally:
         proc.kill()
         proc.stderr.close()

@@ -367,6 +367,22 @@ def test_dask_backend_matches_local(smoke_run, tmp_path):
     pd.testing.assert_frame_equal(local[cols], remote[cols], check_exact=False, rtol=1e-6)
 
 
+def test_another_joblib_backend_runs_the_stages_in_waves(smoke_run, tmp_path):
+    out_local, local = smoke_run
+    order = []
+    remote = run_protocol(make_bunch(), tiny_config(), tmp_path, backend="threading", n_jobs=2, verbose=0,
+                          report=False, on_unit_done=lambda unit, *_: order.append(unit.stage))
+    # Concurrent fits in threads share torch's thread pool, so their sums
+    # round differently: the same units, not the same bits.
+    def units(df):
+        return sorted(map(tuple, df.loc[df["head"] != "decoder-retrain", ["variant", "z_dim", "head"]]
+                          .astype(str).to_numpy()))
+
+    assert units(remote) == units(local)
+    # Without the pipeline, every AE and baseline is saved before the first head search.
+    assert order.index("head") > max(i for i, stage in enumerate(order) if stage in ("ae", "baseline"))
+
+
 def test_classification_tables_and_cli(tmp_path, monkeypatch):
     bunch = make_bunch(name="svhn", classes=True)
     monkeypatch.setattr(_runner, "load_dataset", lambda name, **kw: bunch)

@@ -5,8 +5,10 @@ one as soon as it finishes, so that a unit can start while others still run:
 a head search starts as soon as its autoencoder is saved. Every executor has
 the same three methods:
 
-- ``share(args)`` returns ``args`` with large arrays and models replaced by
-  references to one copy on the cluster, sent once per run;
+- ``share(args)`` returns ``args`` with large arrays (and, for a cluster,
+  fitted models) replaced by references to one copy, made once per stage:
+  a file that local workers open as a memory map, or an object on the
+  cluster;
 - ``submit(stage, name, function, args)`` returns a handle; ``name``
   names the task on a cluster's dashboard;
 - ``wait(handles)`` blocks until at least one finishes and returns those that
@@ -23,6 +25,8 @@ searches heads on the latter.
 """
 
 import os
+import shutil
+import tempfile
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_futures
 
@@ -73,9 +77,15 @@ class PoolExecutor:
         threads = str(max(1, cores // self.n_workers))
         env = {name: threads for name in _THREAD_VARIABLES if name not in os.environ}
         self._pool = ProcessPoolExecutor(self.n_workers, env=env)
+        # Large arrays go to the workers as memory maps of one file each, as
+        # joblib's loky backend sends them: the workers share their pages.
+        self._folder = tempfile.mkdtemp(prefix="skperceptual-units-")
+        self.share = _Shared(self._save, models=False)
 
-    def share(self, args):
-        return args
+    def _save(self, array):
+        path = os.path.join(self._folder, f"{len(os.listdir(self._folder))}.npy")
+        np.save(path, array)
+        return OnDisk(path)
 
     def submit(self, stage, name, function, args):
         return self._pool.submit(function, *args)
@@ -88,13 +98,25 @@ class PoolExecutor:
 
     def close(self, pending=()):
         self._pool.shutdown(wait=True, kill_workers=bool(pending))
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class OnDisk:
+    """A large argument of a unit, saved once by the driver; the worker opens it read-only, memory-mapped."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def open(self):
+        return np.load(self.path, mmap_mode="r")
 
 
 class _Shared:
     """Replace large arguments of a unit (arrays, models) by one cluster-side copy each (``put``)."""
 
-    def __init__(self, put):
+    def __init__(self, put, models=True):
         self._put = put
+        self._models = models
         self._shared = {}
 
     def __call__(self, args):
@@ -102,7 +124,8 @@ class _Shared:
 
     def _one(self, value):
         # Fitted models (a decoder retraining's AE) are as large as big arrays.
-        large = isinstance(value, np.ndarray) and value.nbytes >= _SHARE_BYTES or isinstance(value, BaseEstimator)
+        large = (isinstance(value, np.ndarray) and value.nbytes >= _SHARE_BYTES
+                 or self._models and isinstance(value, BaseEstimator))
         if not large:
             return value
         # Keyed by identity and kept referenced: a freed array's id could be reused.

@@ -216,6 +216,9 @@ def _in_waves(units, n_jobs, backend, backend_kwargs):
 
 def _run_one(i, function, label, *args):
     """Worker: run one unit's compute function, counting the warnings it raises."""
+    from ._scheduler import OnDisk
+
+    args = [a.open() if isinstance(a, OnDisk) else a for a in args]
     global _epoch_label
     _epoch_label = label
     try:
