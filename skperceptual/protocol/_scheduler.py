@@ -3,7 +3,7 @@
 The runner hands an executor the units whose inputs exist and learns of each
 one as soon as it finishes, so that a unit can start while others still run:
 a head search starts as soon as its autoencoder is saved. Every executor has
-the same three methods:
+the same methods:
 
 - ``share(args)`` returns ``args`` with large arrays (and, for a cluster,
   fitted models) replaced by references to one copy, made once per stage:
@@ -33,7 +33,7 @@ from concurrent.futures import wait as wait_futures
 import numpy as np
 from sklearn.base import BaseEstimator
 
-#: Arrays at least this large travel to a cluster once per run, not once per unit that reads them.
+#: Arrays at least this large are sent once per stage, not once per unit that reads them.
 _SHARE_BYTES = 1 << 20
 
 
