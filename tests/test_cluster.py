@@ -74,6 +74,7 @@ def test_one_gpu_trains_one_autoencoder_at_a_time(config, monkeypatch, tmp_path,
     assert _runner._local_limits(on_gpu, 2, None) == {"ae": 1, "decoder": 1}
     assert _runner._local_limits(on_gpu, 1, None) is None
     assert _runner._local_limits(on_gpu, 2, "dask") is None
+    assert _runner._local_limits(on_gpu, None, "loky") == {"ae": 1, "decoder": 1}  # loky: one worker per core
     assert _runner._local_limits(config, 2, None) is None  # ae.device="cpu"
     monkeypatch.undo()
     assert _runner._local_limits(on_gpu, 2, None) is None  # no GPU: AEs use every worker

@@ -176,14 +176,16 @@ def _images_path(path, part):
 def mapped_images(path, part, n, images, mmap_mode):
     """One part's images as a memory map of their uncompressed copy, written first if needed.
 
-    ``images`` is called for the images only when the copy is missing or
-    does not hold ``n`` uint8 images.
+    ``images`` is called for the images only when the copy is missing, older
+    than the cache file (which was then made anew), or does not hold ``n``
+    uint8 images.
     """
     copy = _images_path(path, part)
     try:
-        mapped = np.load(copy, mmap_mode=mmap_mode)
-        if mapped.dtype == np.uint8 and len(mapped) == n:
-            return mapped
+        if copy.stat().st_mtime >= path.stat().st_mtime:
+            mapped = np.load(copy, mmap_mode=mmap_mode)
+            if mapped.dtype == np.uint8 and len(mapped) == n:
+                return mapped
     except (OSError, ValueError):
         pass  # missing, or damaged outside our atomic writes: rewritten
     with atomic_path(copy) as tmp:
@@ -199,12 +201,19 @@ def load(path, params, keys, mmap_mode=None):
             raise ValueError(f"{path} holds parameters {metadata['params']}.")
         parts = {}
         for p in PARTS:
-            n = len(npz[f"{p}_rollout"])
-            X = npz[f"{p}_X"] if mmap_mode is None else mapped_images(
-                path, p, n, lambda p=p: npz[f"{p}_X"], mmap_mode)
+            # With mmap_mode, the images are mapped by the caller, outside
+            # the checks of the cache file's readability.
+            X = npz[f"{p}_X"] if mmap_mode is None else None
             parts[p] = Bunch(X=X, rollout=npz[f"{p}_rollout"],
                              **{k: npz[f"{p}_{k}"] if f"{p}_{k}" in npz else None for k in keys})
     return parts, metadata
+
+
+def _map_all(path, parts, mmap_mode):
+    """Each part's images as memory maps, their copies written from the cache file where needed."""
+    with np.load(path, allow_pickle=False) as npz:
+        for p in PARTS:
+            parts[p].X = mapped_images(path, p, len(parts[p].rollout), lambda p=p: npz[f"{p}_X"], mmap_mode)
 
 
 def load_or_make(path, params, keys, make, bunch, *, name, download_if_missing, mmap_mode):
@@ -227,6 +236,8 @@ def load_or_make(path, params, keys, make, bunch, *, name, download_if_missing, 
                 ) from exc
             warnings.warn(f"Regenerating unreadable cache {path}: {exc}")
         else:
+            if mmap_mode is not None:
+                _map_all(path, parts, mmap_mode)
             data = bunch(parts, metadata)
             data.filename = str(path)
             return data

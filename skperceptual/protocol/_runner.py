@@ -278,7 +278,8 @@ def _local_limits(config, n_jobs, backend):
     """Local workers train one AE at a time when the AEs train on the GPU: the others search heads."""
     from ..estimators._validation import resolve_device
 
-    if backend not in (None, "loky") or n_jobs in (None, 1):
+    local_workers = backend == "loky" or backend is None and n_jobs not in (None, 1)
+    if not local_workers:
         return None
     if not resolve_device(config["ae"].get("device", "auto")).startswith("cuda"):
         return None

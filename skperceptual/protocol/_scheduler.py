@@ -27,6 +27,7 @@ searches heads on the latter.
 import os
 import shutil
 import tempfile
+import uuid
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_futures
 
@@ -152,7 +153,9 @@ class DaskExecutor:
         self.share = _Shared(lambda a: self._client.scatter(a, broadcast=False, hash=False))
 
     def submit(self, stage, name, function, args):
-        return self._client.submit(function, *args, key=f"{stage}-{name}",
+        # A unique key: Dask returns a live future of the same key instead
+        # of running the task again (a rerun after an error, in one session).
+        return self._client.submit(function, *args, key=f"{stage}-{name}-{uuid.uuid4().hex[:8]}",
                                    resources=self._resources.get(stage))
 
     def wait(self, handles):

@@ -207,6 +207,8 @@ def baseline_units(run):
     config, data = run.config, run.data
     seed = config["random_state"]
     index = baseline_fit_index(len(data.autoencoder.X), config["baselines"]["n_fit"], seed)
+    # One array for every unit: workers then share one copy of it.
+    X_fit = data.autoencoder.X[index] if config["baselines"]["variants"] else None
     units = []
     for variant in (v for v in BASELINES if v in config["baselines"]["variants"]):
         net = frozen_params(config) if variant == "Frozen PCA" else {}
@@ -215,8 +217,7 @@ def baseline_units(run):
             key = config_hash({"data": data.fingerprint, "variant": variant, "params": params, "rs": seed})
             units.append(Unit(
                 "baseline", f"{_slug(variant)}-z{z}-{key}", key, run.units_dir / "baseline", _fit_baseline,
-                inputs=lambda v=variant, z=z, p=net: (v, int(z), p, data.autoencoder.X[index], data.predictor.X,
-                                                      data.test.X, seed),
+                inputs=lambda v=variant, z=z, p=net: (v, int(z), p, X_fit, data.predictor.X, data.test.X, seed),
                 save=_save_baseline, info=dict(variant=variant, z=z, params=params, data=data)))
     return units
 

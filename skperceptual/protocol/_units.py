@@ -137,11 +137,16 @@ def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, resources=N
         finished = _scheduled(todo, backend, n_jobs, resources, limits or {})
     else:
         finished = _in_waves(todo, n_jobs, backend, backend_kwargs)
-    for n_done, (unit, result, caught) in enumerate(finished, start=1):
-        unit.result = result
-        unit.record = write_json(unit.record_path, {**unit.save(unit, result), **caught})
-        if progress is not None:
-            progress(unit, n_done, len(todo))
+    try:
+        for n_done, (unit, result, caught) in enumerate(finished, start=1):
+            unit.result = result
+            unit.record = write_json(unit.record_path, {**unit.save(unit, result), **caught})
+            if progress is not None:
+                progress(unit, n_done, len(todo))
+    finally:
+        # A save or progress callback that raises stops the units in flight
+        # now, not whenever the generator is garbage-collected.
+        finished.close()
     return units
 
 
