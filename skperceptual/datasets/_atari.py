@@ -9,6 +9,7 @@ frames again.
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -227,20 +228,12 @@ def make_atari(game, n_rollouts=1400, n_steps=150, *, random_state=None, n_jobs=
     check_game(game)
     _collection.check_params(n_rollouts, n_steps)
     _import_ale()
-    from joblib import Parallel, delayed
-
-    entropy = _collection.entropy(random_state)
-    seeds, part_of = _collection.plan(n_rollouts, entropy)
     size = IMAGE_SIZE
-    starts, batch = _collection.batches(n_rollouts, n_jobs)
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_rollout_batch)(game, seeds[s:s + batch], n_steps, size) for s in starts
-    )
     fields = {"X": ((3, size, size), np.uint8), "y": ((2,), np.float32), "ram": ((128,), np.uint8)}
-    parts, n_dropped = _collection.assemble(results, part_of, n_steps, fields,
-                                            lambda rollout: _visible(rollout, game, size),
-                                            _collection.progress(n_rollouts, verbose, game))
-    parts["autoencoder"].y = None
+    parts, entropy, part_of, n_dropped = _collection.generate(
+        partial(_rollout_batch, game, n_steps=n_steps, image_size=size), n_rollouts, n_steps, fields,
+        lambda rollout: _visible(rollout, game, size),
+        random_state=random_state, n_jobs=n_jobs, verbose=verbose, desc=game)
     empty = [p for p in _collection.PARTS if len(parts[p].X) == 0]
     if empty:
         raise ValueError(f"make_atari({game!r}, n_rollouts={n_rollouts}, n_steps={n_steps}) left the "

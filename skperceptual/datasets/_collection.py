@@ -72,12 +72,34 @@ def plan(n_rollouts, seed):
     return seeds, part_of
 
 
-def batches(n_rollouts, n_jobs):
-    """Start rows and size of the rollout batches: a few per worker balance the load; each pays for one env."""
-    from joblib import effective_n_jobs
+def generate(rollout_batch, n_rollouts, n_steps, fields, visible, *, random_state, n_jobs, verbose, desc):
+    """Run a collection's rollouts in ``n_jobs`` processes and assemble its three parts.
 
+    ``rollout_batch(seeds)`` runs the rollouts of a batch of seed pairs in
+    one env and returns them as :func:`assemble` reads them; ``fields`` and
+    ``visible`` are :func:`assemble`'s. The autoencoder part has no labels.
+
+    Returns
+    -------
+    parts : dict of str to Bunch
+    seed : int
+        The collection's entropy (:func:`entropy`).
+    part_of : list of str
+        The part of each rollout.
+    n_dropped : int
+        Frames of the predictor and test rollouts dropped as not visible.
+    """
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    seed = entropy(random_state)
+    seeds, part_of = plan(n_rollouts, seed)
+    # A few batches per worker balance the load; each batch pays for one env.
     batch = max(1, min(16, math.ceil(n_rollouts / (4 * effective_n_jobs(n_jobs)))))
-    return range(0, n_rollouts, batch), batch
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(rollout_batch)(seeds[start:start + batch]) for start in range(0, n_rollouts, batch))
+    parts, n_dropped = assemble(results, part_of, n_steps, fields, visible, progress(n_rollouts, verbose, desc))
+    parts["autoencoder"].y = None
+    return parts, seed, part_of, n_dropped
 
 
 def assemble(results, part_of, n_steps, fields, visible, bar=None):

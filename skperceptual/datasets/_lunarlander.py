@@ -1,5 +1,7 @@
 """LunarLander rollouts: generation, pixel-position labels and the cache."""
 
+from functools import partial
+
 import numpy as np
 from sklearn.utils import Bunch
 
@@ -247,20 +249,12 @@ def make_lunarlander(
     dtype('float32')
     """
     _collection.check_params(n_rollouts, n_steps)
-    from joblib import Parallel, delayed
-
-    entropy = _collection.entropy(random_state)
-    seeds, part_of = _collection.plan(n_rollouts, entropy)
     size = IMAGE_SIZE
-    starts, batch = _collection.batches(n_rollouts, n_jobs)
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_rollout_batch)(seeds[s:s + batch], n_steps, size) for s in starts
-    )
     fields = {"X": ((3, size, size), np.uint8), "y": ((2,), np.float32), "observation": ((8,), np.float32)}
-    parts, n_dropped = _collection.assemble(results, part_of, n_steps, fields,
-                                            lambda rollout: _on_screen(rollout["y"], size),
-                                            _collection.progress(n_rollouts, verbose, "LunarLander"))
-    parts["autoencoder"].y = None
+    parts, entropy, part_of, n_dropped = _collection.generate(
+        partial(_rollout_batch, n_steps=n_steps, image_size=size), n_rollouts, n_steps, fields,
+        lambda rollout: _on_screen(rollout["y"], size),
+        random_state=random_state, n_jobs=n_jobs, verbose=verbose, desc="LunarLander")
     _check_not_empty(parts, n_rollouts, n_steps, part_of)
 
     n_altered = (n_rollouts - part_of.count("autoencoder")) * n_steps

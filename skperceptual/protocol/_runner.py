@@ -25,7 +25,7 @@ from ._registry import DATASETS, HEADS, TASK_METRICS
 from ._report import select_figure_frames
 from ._scheduler import check_backend
 from ._stages import curve_rows, fit_and_search, learning_curves, retrain_decoders
-from ._units import RunLock, progress_bar, warning_summary, write_json
+from ._units import RunLock, progress_bar, runs_in_process, warning_summary, write_json
 
 
 def load_dataset(name, **loader_kwargs):
@@ -278,8 +278,7 @@ def _local_limits(config, n_jobs, backend):
     """Local workers train one AE at a time when the AEs train on the GPU: the others search heads."""
     from ..estimators._validation import resolve_device
 
-    local_workers = backend == "loky" or backend is None and n_jobs not in (None, 1)
-    if not local_workers:
+    if backend not in (None, "loky") or runs_in_process(backend, n_jobs):
         return None
     if not resolve_device(config["ae"].get("device", "auto")).startswith("cuda"):
         return None

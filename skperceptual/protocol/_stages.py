@@ -30,7 +30,7 @@ from ._config import BASELINES, VARIANTS, ae_params, config_hash, key_params
 from ._heads import head_search_space, search_head
 from ._metrics import mean_l1
 from ._registry import heads_for
-from ._units import EpochProgress, Unit, jsonable, run_units
+from ._units import EpochProgress, Unit, jsonable, run_units, runs_in_process
 
 
 def _slug(variant):
@@ -300,8 +300,7 @@ def fit_and_search(run):
     """
     aes, baselines = autoencoder_units(run), baseline_units(run)
     heads = head_units(run, aes + baselines)
-    options = run.options
-    if options["backend"] is None and options["n_jobs"] in (None, 1):
+    if runs_in_process(run.options["backend"], run.options["n_jobs"]):
         run_stage(run, "autoencoders", aes)
         run_stage(run, "baselines", baselines)
         run_stage(run, "head searches", heads)

@@ -32,7 +32,8 @@ from skorch.callbacks import Callback
 from .._atomic import atomic_path, process_alive
 
 
-@dataclass
+# Compared by identity: a unit's fields hold arrays and other units.
+@dataclass(eq=False)
 class Unit:
     """One resumable piece of work.
 
@@ -131,7 +132,7 @@ def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, resources=N
             unit.record = read_json(unit.record_path)
         else:
             todo.append(unit)
-    if backend is None and n_jobs in (None, 1):
+    if runs_in_process(backend, n_jobs):
         finished = _in_process(todo, show_epochs)
     elif backend in (None, "loky", "dask", "ray"):
         finished = _scheduled(todo, backend, n_jobs, resources, limits or {})
@@ -153,6 +154,11 @@ def run_units(units, n_jobs=None, backend=None, backend_kwargs=None, resources=N
 def unit_label(unit):
     """How progress output names a unit, e.g. ``"ae P. AE z=16"``."""
     return f"{unit.stage} {unit.info.get('variant', '')} z={unit.info.get('z', '?')}"
+
+
+def runs_in_process(backend, n_jobs):
+    """Whether :func:`run_units` runs the units one by one in this process, rather than in workers."""
+    return backend is None and n_jobs in (None, 1)
 
 
 def _ready(unit):
