@@ -1,5 +1,6 @@
 """Tests of skperceptual.datasets and the ``skperceptual data`` command."""
 
+import builtins
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from skperceptual.datasets import (
     _stl10,
     _svhn,
     get_data_home,
+    load_atari,
     load_lunarlander,
     load_stl10,
     load_svhn,
@@ -464,3 +466,41 @@ def test_svhn_downloads_only_missing_files(tmp_path, monkeypatch):
         load_svhn(data_home=tmp_path)
     assert calls == ["extra"]
     assert "extra_32x32.mat" in str(info.value)
+
+
+# ------------------------------------------------------------------ Atari, no ale-py
+# (tests/test_atari.py has those that need the emulator)
+
+
+@pytest.fixture
+def no_ale_py(monkeypatch):
+    """Imports of ale_py fail, as without the skperceptual[atari] extra."""
+    real_import = builtins.__import__
+
+    def no_ale(name, *args, **kwargs):
+        if name == "ale_py":
+            raise ImportError("No module named 'ale_py'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ale)
+
+
+def test_atari_bad_game_and_missing_ale_py(tmp_path, no_ale_py):
+    with pytest.raises(ValueError, match=r"Unknown Atari game 'tetris'; valid: \['breakout', 'mspacman', 'pong'\]"):
+        load_atari("tetris", data_home=tmp_path)
+    with pytest.raises(FileNotFoundError, match="Atari pong collection not cached"):
+        load_atari("pong", data_home=tmp_path, n_rollouts=4, n_steps=40, download_if_missing=False)
+    with pytest.raises(ImportError, match=r"pip install 'skperceptual\[atari\]'"):
+        load_atari("pong", data_home=tmp_path, n_rollouts=4, n_steps=40)
+    assert not list(tmp_path.rglob("*.npz*"))
+
+
+def test_cli_names_the_atari_extra(tmp_path, capsys, monkeypatch, no_ale_py):
+    from skperceptual.__main__ import main
+
+    monkeypatch.setenv("SKPERCEPTUAL_DATA", str(tmp_path))  # no cached collection to fall back on
+    for argv in (["data", "atari", "pong"],
+                 ["experiment", "--dataset", "pong", "--out", str(tmp_path / "run"), "--quiet",
+                  "--set", "ae.perceptual_weights=none"]):
+        assert main(argv) == 2
+        assert "pip install 'skperceptual[atari]'" in capsys.readouterr().err

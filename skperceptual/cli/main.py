@@ -6,7 +6,7 @@ way. Heavy imports (torch, gymnasium) stay inside the command functions so
 that ``skperceptual --help`` starts fast.
 
 A user's mistake (a bad ``--set``, an unknown profile, a missing data or
-weights file) is one line on stderr and exit status 2, like argparse's own
+weights file, a missing optional extra) is one line on stderr and exit status 2, like argparse's own
 errors; ``--debug`` shows its traceback. Any other exception is a bug and
 keeps its traceback.
 """
@@ -18,8 +18,9 @@ import sys
 from .. import __version__
 
 #: What the library raises for bad input: configuration values, profiles,
-#: data and weights files. Anything else is a programming error.
-USER_ERRORS = (ValueError, OSError, KeyError)
+#: data and weights files, and an optional extra that is not installed
+#: (the error names the pip command). Anything else is a programming error.
+USER_ERRORS = (ValueError, OSError, KeyError, ImportError)
 
 
 def _add_data_parser(subparsers):
@@ -30,42 +31,41 @@ def _add_data_parser(subparsers):
     lunar = datasets.add_parser(
         "lunarlander", help="generate and cache the LunarLander collection"
     )
-    lunar.add_argument("--rollouts", type=int, default=1400, help="number of rollouts (default: 1400)")
-    lunar.add_argument("--steps", type=int, default=150, help="frames per rollout (default: 150)")
-    lunar.add_argument("--data-home", default=None, help="data folder (default: $SKPERCEPTUAL_DATA or ~/skperceptual_data)")
-    lunar.add_argument("--n-jobs", type=int, default=None, help="processes (default: 1; -1: all cores)")
-    lunar.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
-    lunar.add_argument("--quiet", action="store_true", help="no progress bar")
+    atari = datasets.add_parser(
+        "atari", help="generate and cache an Atari game's collection (needs skperceptual[atari])"
+    )
+    # Not argparse choices: the games' list would import the datasets (and
+    # torch) for every command; load_atari names the valid games instead.
+    atari.add_argument("game", help="a game of skperceptual.datasets.ATARI_GAMES: pong, breakout or mspacman")
+    for parser in (lunar, atari):
+        parser.add_argument("--rollouts", type=int, default=1400, help="number of rollouts (default: 1400)")
+        parser.add_argument("--steps", type=int, default=150, help="frames per rollout (default: 150)")
+        parser.add_argument("--data-home", default=None,
+                            help="data folder (default: $SKPERCEPTUAL_DATA or ~/skperceptual_data)")
+        parser.add_argument("--n-jobs", type=int, default=None, help="processes (default: 1; -1: all cores)")
+        parser.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
     data.set_defaults(func=_cmd_data)
 
 
 def _cmd_data(args):
+    from .. import datasets
+
+    kwargs = dict(data_home=args.data_home, n_rollouts=args.rollouts, n_steps=args.steps,
+                  random_state=args.random_state, n_jobs=args.n_jobs, verbose=0 if args.quiet else 1)
     if args.dataset == "lunarlander":
-        return _data_lunarlander(args)
-    raise ValueError(f"unknown dataset {args.dataset!r}")  # argparse prevents this
-
-
-def _data_lunarlander(args):
-    from ..datasets import load_lunarlander
-
-    data = load_lunarlander(
-        data_home=args.data_home,
-        n_rollouts=args.rollouts,
-        n_steps=args.steps,
-        random_state=args.random_state,
-        n_jobs=args.n_jobs,
-        verbose=0 if args.quiet else 1,
-    )
-    print(f"LunarLander collection: {data.filename}")
+        data, title = datasets.load_lunarlander(**kwargs), "LunarLander"
+        dropped, why = data.metadata["n_off_screen"], "off screen"
+    else:
+        data, title = datasets.load_atari(args.game, **kwargs), f"Atari {args.game}"
+        dropped, why = data.metadata["n_absent"], f"without the {datasets.ATARI_GAMES[args.game].target}"
+    print(f"{title} collection: {data.filename}")
     print(f"{'split':<12} {'frames':>8} {'rollouts':>9}")
     for part in ("autoencoder", "predictor", "test"):
         rollouts = len(set(data[part].rollout.tolist()))
         print(f"{part:<12} {len(data[part].X):>8} {rollouts:>9}")
-    meta = data.metadata
-    print(
-        f"off screen: dropped {meta['n_off_screen']} of {meta['n_altered_frames']} "
-        f"altered frames ({100 * meta['off_screen_fraction']:.1f}%)"
-    )
+    altered = data.metadata["n_altered_frames"]
+    print(f"{why}: dropped {dropped} of {altered} altered frames ({100 * dropped / altered:.1f}%)")
     return 0
 
 
@@ -78,7 +78,8 @@ def _add_experiment_parser(subparsers):
         "Re-running the same command resumes: finished units are skipped.",
     )
     exp.add_argument("--dataset", required=True,
-                     help="a dataset of skperceptual.protocol's registry (lunarlander, stl10, svhn)")
+                     help="a dataset of skperceptual.protocol's registry: lunarlander, stl10, svhn, or an Atari "
+                     "game (pong, breakout, mspacman; needs skperceptual[atari])")
     exp.add_argument("--profile", default="smoke",
                      help="smoke, cpu, paper or the path of a TOML profile (default: smoke)")
     exp.add_argument("--out", default=None,

@@ -8,7 +8,7 @@ colour; ``tests/test_atari.py`` checks every shipped game against its
 frames again.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 
 import numpy as np
@@ -59,7 +59,8 @@ class AtariGame:
     absent_when_y: object = 0
 
 
-#: The shipped games. Their targets cover a few pixels of the 64x64 frame.
+#: The shipped games. Their targets are about a pixel (the balls) to a few
+#: pixels (Ms. Pac-Man) across in the 64x64 frame.
 ATARI_GAMES = {
     "pong": AtariGame("ALE/Pong-v5", "ball", (49, 54), (-48.5, -12.5), (236, 236, 236), (34, 194)),
     # The ball shares its colour with the top row of bricks and the paddle:
@@ -207,8 +208,9 @@ def make_atari(game, n_rollouts=1400, n_steps=150, *, random_state=None, n_jobs=
         (uint8, shape (n, 3, 64, 64)), ``y`` (float32, shape (n, 2): the
         object's x (column) and y (row) in pixel-centre coordinates; None
         for the autoencoder set), ``rollout`` (int64) and ``ram`` (uint8,
-        shape (n, 128)); and ``task`` (``"positioning"``), ``image_shape``,
-        ``target_names``, ``game``, ``metadata`` and ``DESCR``.
+        shape (n, 128)); ``name`` and ``game`` (the game, which is the
+        dataset's name in the protocol), ``task`` (``"positioning"``),
+        ``image_shape``, ``target_names``, ``metadata`` and ``DESCR``.
 
     Raises
     ------
@@ -246,15 +248,17 @@ def make_atari(game, n_rollouts=1400, n_steps=150, *, random_state=None, n_jobs=
 
 
 def _params(game, n_rollouts, n_steps, entropy):
-    spec = ATARI_GAMES[game]
-    return {"game": game, "env_id": spec.env_id, "ram": list(spec.ram), "offset": list(spec.offset),
+    # The whole game entry: each of its fields changes the labels or which frames are kept.
+    spec = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ATARI_GAMES[game]).items()}
+    return {"game": game, **spec,
             "n_rollouts": int(n_rollouts), "n_steps": int(n_steps), "random_state": int(entropy),
             "image_size": IMAGE_SIZE, "test_fraction": _collection.TEST_FRACTION, "format_version": _FORMAT_VERSION}
 
 
 def _bunch(parts, metadata):
-    return Bunch(**parts, task="positioning", image_shape=(3, IMAGE_SIZE, IMAGE_SIZE), target_names=["x", "y"],
-                 game=metadata["params"]["game"], metadata=metadata, DESCR=DESCR)
+    game = metadata["params"]["game"]
+    return Bunch(**parts, name=game, task="positioning", image_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
+                 target_names=["x", "y"], game=game, metadata=metadata, DESCR=DESCR)
 
 
 def load_atari(game, *, data_home=None, n_rollouts=1400, n_steps=150, random_state=0, download_if_missing=True,
@@ -285,6 +289,25 @@ def load_atari(game, *, data_home=None, n_rollouts=1400, n_steps=150, random_sta
     -------
     data : :class:`~sklearn.utils.Bunch`
         As returned by :func:`make_atari`, plus ``filename``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown game, or when the cache file is unreadable and
+        ``download_if_missing`` is False (with True it is regenerated, with
+        a warning).
+    FileNotFoundError
+        When the collection is not cached and ``download_if_missing`` is False.
+    ImportError
+        When the collection must be generated and ale-py or gymnasium is
+        missing.
+
+    Examples
+    --------
+    >>> from skperceptual.datasets import load_atari
+    >>> data = load_atari("breakout", n_rollouts=4, n_steps=40)  # doctest: +SKIP
+    >>> data.name, data.test.y.shape[1]  # doctest: +SKIP
+    ('breakout', 2)
     """
     check_game(game)
     _collection.check_params(n_rollouts, n_steps)

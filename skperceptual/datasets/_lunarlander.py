@@ -210,6 +210,8 @@ def make_lunarlander(
             coordinates of the frame; None for the autoencoder set),
             ``rollout`` (int64, shape (n,): rollout id of each frame) and
             ``observation`` (float32, shape (n, 8): the raw gym observation).
+        name : str
+            ``"lunarlander"``, the dataset's name in the protocol.
         task : str
             ``"positioning"``.
         image_shape : tuple
@@ -298,6 +300,7 @@ def _params(n_rollouts, n_steps, entropy):
 def _bunch(parts, metadata):
     return Bunch(
         **parts,
+        name="lunarlander",
         task="positioning",
         image_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
         target_names=["x", "y"],

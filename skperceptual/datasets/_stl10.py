@@ -177,6 +177,8 @@ def load_stl10(*, data_home=None, download_if_missing=True, n_autoencoder=None):
             ``X`` (5000, 3, 96, 96) and ``y``, int64 labels in 0..9.
         test : Bunch
             ``X`` (8000, 3, 96, 96) and ``y``, int64 labels in 0..9.
+        name : str
+            ``"stl10"``, the dataset's name in the protocol.
         task : str
             ``"classification"``.
         image_shape : tuple
@@ -237,6 +239,7 @@ def load_stl10(*, data_home=None, download_if_missing=True, n_autoencoder=None):
         parts[part] = Bunch(X=X, y=labels.get(split))
     return Bunch(
         **parts,
+        name="stl10",
         task="classification",
         image_shape=(3, SIZE, SIZE),
         target_names=target_names,

@@ -142,6 +142,8 @@ def load_svhn(*, data_home=None, download_if_missing=True, n_autoencoder=None):
             ``X`` (73257, 3, 64, 64) and ``y``, int64 digits in 0..9.
         test : Bunch
             ``X`` (26032, 3, 64, 64) and ``y``, int64 digits in 0..9.
+        name : str
+            ``"svhn"``, the dataset's name in the protocol.
         task : str
             ``"classification"``.
         image_shape : tuple
@@ -201,6 +203,7 @@ def load_svhn(*, data_home=None, download_if_missing=True, n_autoencoder=None):
         parts[part] = Bunch(X=X, y=None if part == "autoencoder" else y)
     return Bunch(
         **parts,
+        name="svhn",
         task="classification",
         image_shape=(3, 2 * SIZE, 2 * SIZE),
         target_names=list(CLASS_NAMES),

@@ -15,6 +15,7 @@ import copy
 import hashlib
 import json
 from importlib import resources
+from functools import partial
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -380,18 +381,23 @@ def _check_loader_params(loaders):
     """Check ``data.loader.<dataset>`` keys against the dataset loader's own keyword arguments."""
     import inspect
 
-    from .. import datasets
-
     for name, kwargs in loaders.items():
-        loader = getattr(datasets, f"load_{name}", None)
-        if loader is None:
+        if name not in DATASETS:
             continue  # a Bunch passed to run_protocol needs no loader
+        loader = DATASETS[name].load
         valid = sorted(p.name for p in inspect.signature(loader).parameters.values()
                        if p.kind == p.KEYWORD_ONLY and p.name not in ("data_home", "verbose"))
         for key in kwargs:
             if key not in valid:
-                raise ValueError(f"Unknown profile key 'data.loader.{name}.{key}'; load_{name} takes {valid}. "
-                                 f"Fix it in the profile or with --set data.loader.{name}.KEY=VALUE.")
+                raise ValueError(f"Unknown profile key 'data.loader.{name}.{key}'; {_loader_name(loader)} takes "
+                                 f"{valid}. Fix it in the profile or with --set data.loader.{name}.KEY=VALUE.")
+
+
+def _loader_name(loader):
+    """``load_atari('pong')`` for a partial, ``load_lunarlander`` for a function."""
+    if isinstance(loader, partial):
+        return f"{loader.func.__name__}({', '.join(map(repr, loader.args))})"
+    return loader.__name__
 
 
 def validate_config(config):

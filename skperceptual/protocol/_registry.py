@@ -5,12 +5,15 @@ row order and the report all read these registries.
 """
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Optional
 
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import StandardScaler
+
+from .. import datasets
 
 
 def mlp_architectures(layer_sizes=(32, 64, 128), max_layers=2):
@@ -114,30 +117,23 @@ def heads_for(task, kinds):
     return [name for name, head in HEADS.items() if head.family in kinds and task in head.tasks]
 
 
-def _loader(name):
-    def load(**kwargs):
-        from .. import datasets
-
-        return getattr(datasets, f"load_{name}")(**kwargs)
-
-    load.__name__ = f"load_{name}"
-    return load
-
-
 @dataclass(frozen=True)
 class Dataset:
-    """One dataset of the paper.
+    """One dataset of the protocol.
 
     Attributes
     ----------
     load : callable
-        ``load(**data.loader.<name>)`` returns a Bunch with ``autoencoder``,
-        ``predictor`` and ``test`` parts.
+        A loader of :mod:`skperceptual.datasets`, or a :func:`functools.partial`
+        of one that picks the dataset (the Atari game); its keyword-only
+        arguments are the profile's ``data.loader.<name>`` keys. It returns a
+        Bunch with ``autoencoder``, ``predictor`` and ``test`` parts.
     task : {"positioning", "classification"}
     metric : str
         Unit of the heads' test metric in results.csv.
     z_dims : tuple of int
-        The paper's embedding sizes (``ae.z_dims = "paper"``).
+        The paper's embedding sizes (``ae.z_dims = "paper"``); the Atari
+        games take LunarLander's.
     """
 
     load: Callable
@@ -146,24 +142,13 @@ class Dataset:
     z_dims: tuple = field(default=())
 
 
-def _atari_loader(game):
-    def load(**kwargs):
-        from ..datasets import load_atari
-
-        return load_atari(game, **kwargs)
-
-    load.__name__ = f"load_atari_{game}"
-    return load
-
-
 DATASETS = {
-    "lunarlander": Dataset(_loader("lunarlander"), "positioning", "pixels", (32, 64, 128, 256)),
-    "stl10": Dataset(_loader("stl10"), "classification", "accuracy", (64, 128, 256, 512)),
-    "svhn": Dataset(_loader("svhn"), "classification", "accuracy", (32, 64, 128)),
-    # Not in the paper: small objects of Atari games, in LunarLander's design
-    # and at its embedding sizes (skperceptual.datasets.load_atari).
-    **{game: Dataset(_atari_loader(game), "positioning", "pixels", (32, 64, 128, 256))
-       for game in ("pong", "breakout", "mspacman")},
+    "lunarlander": Dataset(datasets.load_lunarlander, "positioning", "pixels", (32, 64, 128, 256)),
+    "stl10": Dataset(datasets.load_stl10, "classification", "accuracy", (64, 128, 256, 512)),
+    "svhn": Dataset(datasets.load_svhn, "classification", "accuracy", (32, 64, 128)),
+    # Not in the paper: small objects of Atari games, in LunarLander's design.
+    **{game: Dataset(partial(datasets.load_atari, game), "positioning", "pixels", (32, 64, 128, 256))
+       for game in datasets.ATARI_GAMES},
 }
 
 #: The metric of each task, for a Bunch that is not in :data:`DATASETS`.

@@ -287,18 +287,18 @@ def _as_image(a):
 
 
 def select_figure_frames(y_test, n_frames, image_size=64, margin=5, random_state=0):
-    """Indices of test frames for Figure 6: lander fully on screen, spread over positions.
+    """Indices of test frames for Figure 6: the target fully on screen, spread over positions.
 
     Positions are clustered into ``n_frames`` groups with k-means, and the
     on-screen frame nearest each cluster centre is taken, so the frames
-    follow where the lander actually is rather than one rollout's first
+    follow where the target actually is rather than one rollout's first
     steps. For classification labels (1-D ``y_test``), the first image of
     each class is taken in class order, then the second of each, and so on.
 
     Parameters
     ----------
     y_test : array-like of shape (n, 2) or (n,)
-        Lander centres in pixel coordinates of the ``image_size`` frame
+        Target centres (the lander, an Atari game's object) in pixel coordinates of the ``image_size`` frame
         (x = column, y = row, (0, 0) = centre of the top-left pixel), or
         class labels.
     n_frames : int
@@ -306,9 +306,10 @@ def select_figure_frames(y_test, n_frames, image_size=64, margin=5, random_state
     image_size : int, default=64
         Side of the frame in pixels.
     margin : float, default=5
-        Minimal distance in pixels between the lander's centre and the frame
-        edges. At 64x64 the lander with its legs spans about +-3 px across
-        and 3 px up / 4 px down from its centre.
+        Minimal distance in pixels between the target's centre and the frame
+        edges. At 64x64 LunarLander's lander with its legs, the largest
+        target, spans about +-3 px across and 3 px up / 4 px down from its
+        centre.
     random_state : int, default=0
         Seed of the k-means; the choice is deterministic for a given seed.
 
@@ -316,11 +317,11 @@ def select_figure_frames(y_test, n_frames, image_size=64, margin=5, random_state
     -------
     indices : ndarray of int, shape (min(n_frames, n_eligible),)
         Sorted by x, then y, for positioning; fewer than ``n_frames`` only
-        when fewer frames have the lander fully on screen.
+        when fewer frames have the target fully on screen.
 
     Examples
     --------
-    Frame 0 has the lander at the corner; frames 1 and 2 show the same place:
+    Frame 0 has the target at the corner; frames 1 and 2 show the same place:
 
     >>> select_figure_frames([[0, 0], [30, 30], [31, 30], [10, 50]], 2).tolist()
     [3, 1]
@@ -390,7 +391,7 @@ def _figure_rows(results, out_dir):
 
 
 def figure6(results, out_dir, path, crop_size=16):
-    """Figure 6: test frames, each variant's reconstructions, magnified crops around the target (the lander).
+    """Figure 6: test frames, each variant's reconstructions, magnified crops around the target.
 
     Rows: the original frames, then each variant's reconstructions before
     (and, where the run has them, after) decoder retraining. For positioning
@@ -400,7 +401,7 @@ def figure6(results, out_dir, path, crop_size=16):
     the crop mark the true position. Each reconstruction is labelled with its
     pixel L1 (mean absolute error per value on [0, 1]) over the whole frame
     and over the crop: the pixel AE can have the lower frame L1 and still
-    drop the lander.
+    drop the target.
     """
     import matplotlib
 

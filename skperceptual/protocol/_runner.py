@@ -33,9 +33,11 @@ def load_dataset(name, **loader_kwargs):
 
     Parameters
     ----------
-    name : {"lunarlander", "stl10", "svhn"}
+    name : str
+        A key of ``DATASETS``: ``"lunarlander"``, ``"stl10"``, ``"svhn"``
+        or an Atari game (``"pong"``, ``"breakout"``, ``"mspacman"``).
     **loader_kwargs
-        Passed to ``skperceptual.datasets.load_<name>``.
+        Passed to the dataset's loader in :mod:`skperceptual.datasets`.
 
     Returns
     -------
@@ -179,8 +181,10 @@ def run_protocol(bunch=None, config="smoke", out_dir=None, n_jobs=None, backend=
     bunch : Bunch or None, default=None
         Any Bunch with ``autoencoder``, ``predictor`` and ``test`` parts
         (``X`` uint8 (n, C, H, W); ``y`` float (n, 2) pixel positions for
-        positioning or integer classes) and optionally ``task`` and
-        ``rollout`` groups in ``predictor``. None loads ``config["dataset"]``.
+        positioning or integer classes) and optionally ``name`` (the
+        dataset's name in the reports; default ``config["dataset"]``),
+        ``task`` and ``rollout`` groups in ``predictor``. None loads
+        ``config["dataset"]``.
     config : str, path-like or dict, default="smoke"
         A profile name or path (see :func:`load_profile`) or a configuration.
     out_dir : str or path-like, default=None
@@ -317,15 +321,9 @@ def _loader_kwargs(config, verbose):
     """The dataset loader's arguments: the profile's, plus its progress bar when the run is verbose."""
     import inspect
 
-    from .. import datasets
-    from ..datasets._atari import ATARI_GAMES
-
     kwargs = dict(config["data"]["loader"].get(config["dataset"], {}))
-    # The registry's loaders forward **kwargs: ask the dataset function itself.
-    loader = getattr(datasets, f"load_{config['dataset']}", None)
-    if loader is None and config["dataset"] in ATARI_GAMES:
-        loader = datasets.load_atari
-    if verbose and loader is not None and "verbose" in inspect.signature(loader).parameters:
+    loader = DATASETS[config["dataset"]].load
+    if verbose and "verbose" in inspect.signature(loader).parameters:
         kwargs.setdefault("verbose", 1)
     return kwargs
 
