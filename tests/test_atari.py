@@ -94,6 +94,19 @@ def test_load_atari_caches_and_memory_maps(tmp_path):
     np.testing.assert_array_equal(mapped.test.y, first.test.y)
 
 
+def test_cli_data_atari(tmp_path, capsys):
+    from skperceptual.__main__ import main
+
+    assert main(["data", "atari", "breakout", "--rollouts", "4", "--steps", "40", "--data-home", str(tmp_path),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    data = load_atari("breakout", data_home=tmp_path, n_rollouts=4, n_steps=40, download_if_missing=False)
+    assert f"Atari breakout collection: {data.filename}" in out
+    for part in ("autoencoder", "predictor", "test"):
+        assert f"{part:<12} {len(data[part].X):>8} {len(set(data[part].rollout.tolist())):>9}" in out
+    assert f"without the ball: dropped {data.metadata['n_absent']} of 80 altered frames" in out
+
+
 @pytest.mark.slow
 def test_protocol_runs_on_an_atari_game(tmp_path):
     from skperceptual.__main__ import main as cli_main
