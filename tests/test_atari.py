@@ -107,6 +107,18 @@ def test_cli_data_atari(tmp_path, capsys):
     assert f"without the ball: dropped {data.metadata['n_absent']} of 80 altered frames" in out
 
 
+def test_cli_help_names_every_game(capsys):
+    """The CLI names the games without importing the datasets, so its help must follow ATARI_GAMES by hand."""
+    from skperceptual.__main__ import main
+
+    for command in (["experiment", "--help"], ["data", "atari", "--help"]):
+        with pytest.raises(SystemExit):
+            main(command)
+        text = " ".join(capsys.readouterr().out.split())
+        for game in ATARI_GAMES:
+            assert game in text, (command, game)
+
+
 @pytest.mark.slow
 def test_protocol_runs_on_an_atari_game(tmp_path):
     from skperceptual.__main__ import main as cli_main

@@ -586,7 +586,8 @@ def embeddings_figure(results, out_dir, path, task):
     if len(refs) and "val_score" in refs:
         best = refs.sort_values("val_score", ascending=False).drop_duplicates("variant")
         dec = pd.concat([dec, best.sort_values("variant", key=lambda v: v.map(BASELINES.index))])
-    fig, axes = plt.subplots(1, max(len(dec), 1), figsize=(3.2 * max(len(dec), 1), 3), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(dec), 1), figsize=(2.6 * max(len(dec), 1) + 1, 2.8), squeeze=False,
+                             layout="constrained")
     sc = None
     for ax, (_, r) in zip(axes[0], dec.iterrows()):
         with _npz(out_dir, r["ae_file"]) as f:
@@ -597,7 +598,7 @@ def embeddings_figure(results, out_dir, path, task):
         ax.set_title(f"{r['variant']} z={int(r['z_dim'])}", fontsize=8)
         ax.set_xticks([]), ax.set_yticks([])
     if sc is not None:
-        fig.colorbar(sc, ax=axes[0].tolist(), label="x position (px)" if task == "positioning" else "class")
+        fig.colorbar(sc, ax=axes[0].tolist(), pad=0.01, label="x position (px)" if task == "positioning" else "class")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
