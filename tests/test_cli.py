@@ -161,6 +161,23 @@ def test_warning_summary_is_one_line():
     assert warning_summary([{}, {"n_warnings": 0}]) == "no warnings"
 
 
+
+def test_learning_curve_rows_carry_their_units_warnings():
+    """The warning summary points at learning_curve.csv too, so its rows carry their unit's warnings."""
+    from types import SimpleNamespace
+
+    from skperceptual.protocol._stages import curve_rows
+
+    rows = [{"head": "mlp", "n_images": 100, "test_metric": 2.0}, {"head": "mlp", "n_images": 200, "test_metric": 1.0}]
+    warned = SimpleNamespace(record={"variant": "AE", "z_dim": 64, "rows": rows, "n_warnings": 1,
+                                     "warning_categories": '{"LinAlgWarning": 1}'})
+    quiet = SimpleNamespace(record={"variant": "P. AE", "z_dim": 64, "rows": rows[:1], "n_warnings": 0,
+                                    "warning_categories": "{}"})
+    df = pd.DataFrame(curve_rows([warned, quiet]))
+    assert df["n_warnings"].tolist() == [1, 1, 0]
+    assert df["warning_categories"].tolist() == ['{"LinAlgWarning": 1}'] * 2 + ["{}"]
+    assert "learning_curve.csv" in warning_summary([warned.record])
+
 # ----------------------------------------------------------------- progress
 
 

@@ -136,7 +136,8 @@ class _Progress:
             "decoder": lambda: f"L1 {r['l1_before']:.4f} -> {r['test_metric']:.4f}",
             "curve": lambda: f"learning curve, {len(r['rows'])} head fits",
         }[unit.stage]()
-        warned = f", {r['n_warnings']} warnings" if r.get("n_warnings") else ""
+        n = r.get("n_warnings") or 0
+        warned = f", {n} warning{'s' * (n != 1)}" if n else ""
         return f"{unit.stage} {n_done}/{n_todo}: {unit.info['variant']} z={unit.info['z']} {what}{warned}"
 
 

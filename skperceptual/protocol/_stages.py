@@ -369,8 +369,14 @@ def learning_curves(run, ae_units, head_units):
 
 
 def curve_rows(curve_units):
-    """The rows of ``learning_curve.csv``: one per (variant, head, checkpoint)."""
-    return [{"variant": u.record["variant"], "z_dim": u.record["z_dim"], **row}
+    """The rows of ``learning_curve.csv``: one per (variant, head, checkpoint).
+
+    Each row carries its curve unit's ``n_warnings`` and
+    ``warning_categories``, so that the run's warning summary can point at
+    this file; a unit's count is repeated on each of its rows.
+    """
+    return [{"variant": u.record["variant"], "z_dim": u.record["z_dim"], **row,
+             "n_warnings": u.record.get("n_warnings", 0), "warning_categories": u.record.get("warning_categories")}
             for u in curve_units for row in u.record["rows"]]
 
 

@@ -289,7 +289,7 @@ def warning_summary(records):
         return "no warnings"
     kinds = ", ".join(f"{name}: {n}" for name, n in counts.most_common())
     return (f"{total} warning{'s' * (total != 1)} in {n_units} unit{'s' * (n_units != 1)} ({kinds}); "
-            "per unit in results.csv (n_warnings, warning_categories)")
+            "per unit in results.csv and learning_curve.csv (n_warnings, warning_categories)")
 
 
 # --------------------------------------------------------------- progress
