@@ -161,7 +161,6 @@ def test_warning_summary_is_one_line():
     assert warning_summary([{}, {"n_warnings": 0}]) == "no warnings"
 
 
-
 def test_learning_curve_rows_carry_their_units_warnings():
     """The warning summary points at learning_curve.csv too, so its rows carry their unit's warnings."""
     from types import SimpleNamespace
@@ -177,6 +176,7 @@ def test_learning_curve_rows_carry_their_units_warnings():
     assert df["n_warnings"].tolist() == [1, 1, 0]
     assert df["warning_categories"].tolist() == ['{"LinAlgWarning": 1}'] * 2 + ["{}"]
     assert "learning_curve.csv" in warning_summary([warned.record])
+
 
 # ----------------------------------------------------------------- progress
 
